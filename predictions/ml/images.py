@@ -1,0 +1,84 @@
+"""Turn uploaded bytes into an upright 8-bit RGB image, or refuse them with a clear reason.
+
+Decoding is where hostile input meets the service: the pixel count is checked from the header before any pixel
+is decoded (decompression bombs), the EXIF orientation is applied so boxes are in the orientation a person sees,
+and every mode Pillow can hand back (palette, 16-bit, CMYK, alpha) ends as plain RGB.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageTooLarge, InvalidImage, UnsupportedImageFormat
+
+#: Formats decoded. Others that Pillow happens to know (PSD, ICO, PDF...) are refused with 415.
+ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+DEFAULT_MAX_PIXELS = 40_000_000
+
+# We check the pixel count ourselves, before decoding; Pillow's own guard would warn or raise later.
+Image.MAX_IMAGE_PIXELS = None
+
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def _looks_like_heif(data: bytes) -> bool:
+    return len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``data`` to an upright RGB image; raise an :class:`ImageRejected` subclass if it cannot be."""
+    if not data:
+        raise InvalidImage("The uploaded file is empty.")
+    if _looks_like_heif(data):
+        raise UnsupportedImageFormat("HEIC/HEIF/AVIF images are not supported; send JPEG, PNG or WebP.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise InvalidImage("The uploaded file is not an image this service can read (JPEG, PNG or WebP).") from None
+    except Exception:
+        raise InvalidImage("The uploaded file could not be read as an image.") from None
+    if image.format not in ACCEPTED_FORMATS:
+        raise UnsupportedImageFormat(
+            f"{image.format} images are not supported; send JPEG, PNG or WebP.")
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidImage("The image has no pixels.")
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"The image is {width}x{height} pixels; at most {max_pixels:,} pixels are accepted.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image.load()  # first frame only for animations
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb(image)
+    except (ImageTooLarge, InvalidImage):
+        raise
+    except Exception:
+        raise InvalidImage("The image data is truncated or corrupt.") from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        # 16-bit and float grayscale: Pillow's convert() would clip everything above 255 to white.
+        values = np.asarray(image, dtype=np.float64)
+        top = values.max() if values.size else 0.0
+        scale = 255.0 / 65535.0 if top > 255 else 1.0
+        gray = np.clip(values * scale, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
