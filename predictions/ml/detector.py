@@ -21,6 +21,8 @@ from .errors import ModelUnavailable
 INPUT_SIZE = 128
 MIN_SCORE = 0.5
 NMS_IOU = 0.3
+WIDE_RATIO = 1.6  # photos wider than this (either way) are also searched in tiles
+TILE_MIN_SCORE = 0.65  # tiles zoom in on texture (a cat's fur...): they must be surer than the whole-photo pass
 # MediaPipe keypoint order for BlazeFace; "right" is the subject's right (image left in a frontal photo).
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
 
@@ -102,14 +104,38 @@ class FaceDetector:
         self.min_score = min_score
 
     def detect(self, image: Image.Image) -> list[DetectedFace]:
+        """Faces of ``image``, largest first.
+
+        The short-range model sees the photo at 128 px, so a face under ~8% of the photo's longer side is lost.
+        When the first pass finds nothing, or the photo is much wider than tall (group shots, panoramas), it
+        looks again in overlapping square tiles and merges everything with the same weighted NMS.
+        """
+        width, height = image.size
+        found = self._detect_in(image, 0, 0)
+        if not found or max(width, height) > WIDE_RATIO * min(width, height):
+            side = max(min(width, height), -(-max(width, height) // 2))
+            for x0, y0 in _tile_origins(width, height, side):
+                if (x0, y0, side) == (0, 0, max(width, height)):
+                    continue
+                found += self._detect_in(image.crop((x0, y0, x0 + side, y0 + side)), x0, y0,
+                                        max(self.min_score, TILE_MIN_SCORE))
+            if found:
+                boxes = np.array([f[0] for f in found])
+                found = list(_weighted_nms(boxes, np.array([f[1] for f in found]), np.array([f[2] for f in found])))
+        faces = [DetectedFace(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), pts, float(score))
+                 for b, pts, score in found]
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces
+
+    def _detect_in(self, image: Image.Image, offset_x: float, offset_y: float, min_score: float | None = None) -> list:
+        """One pass over ``image``: (box x0 y0 x1 y1, keypoints, score) in the coordinates of the whole photo."""
         width, height = image.size
         scale = INPUT_SIZE / max(width, height)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         small = image
-        if hasattr(image, "reduce") and min(width, height) > 4 * INPUT_SIZE:
+        if min(width, height) > 4 * INPUT_SIZE:
             # cheap box-filter step first so the final resample does not alias
-            factor = max(1, int(1 / scale) // 2)
-            small = image.reduce(factor)
+            small = image.reduce(max(1, int(1 / scale) // 2))
         small = small.resize((new_w, new_h), Image.BILINEAR)
         canvas = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
         pad_x, pad_y = (INPUT_SIZE - new_w) // 2, (INPUT_SIZE - new_h) // 2
@@ -121,7 +147,7 @@ class FaceDetector:
             raw = self._interpreter.get_tensor(self._boxes)[0].copy()
             logits = self._interpreter.get_tensor(self._scores)[0, :, 0].copy()
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100.0, 100.0)))
-        keep = scores >= self.min_score
+        keep = scores >= (self.min_score if min_score is None else min_score)
         if not keep.any():
             return []
         raw, scores, anchors = raw[keep], scores[keep], _ANCHORS[keep]
@@ -130,15 +156,22 @@ class FaceDetector:
         size = raw[:, 2:4]
         points = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :] * INPUT_SIZE
         boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
-        faces = []
-        for box, pts, score in _weighted_nms(boxes, points, scores):
-            # back from the letterboxed canvas to image pixels
-            x0, y0 = (box[0] - pad_x) / scale, (box[1] - pad_y) / scale
-            x1, y1 = (box[2] - pad_x) / scale, (box[3] - pad_y) / scale
-            kp = (pts - np.array([pad_x, pad_y], dtype=np.float32)) / scale
-            faces.append(DetectedFace(float(x0), float(y0), float(x1 - x0), float(y1 - y0), kp, float(score)))
-        faces.sort(key=lambda f: f.area, reverse=True)
-        return faces
+        # back from the letterboxed canvas to photo pixels
+        shift = np.array([pad_x, pad_y], dtype=np.float32)
+        offset = np.array([offset_x, offset_y], dtype=np.float32)
+        return [(np.concatenate([(box[:2] - shift) / scale + offset, (box[2:] - shift) / scale + offset]),
+                 (pts - shift) / scale + offset, score)
+                for box, pts, score in _weighted_nms(boxes, points, scores)]
+
+
+def _tile_origins(width: int, height: int, side: int):
+    """Top-left corners of square tiles of ``side`` covering the photo with at least a quarter overlap."""
+    def starts(length):
+        if length <= side:
+            return [0]
+        count = int(np.ceil((length - side) / (0.75 * side))) + 1
+        return [round(v) for v in np.linspace(0, length - side, count)]
+    return [(x, y) for y in starts(height) for x in starts(width)]
 
 
 def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
