@@ -1,0 +1,250 @@
+"""Django settings for genderapi, every deploy-time knob read from the environment with a safe default.
+
+The environment variables are listed (with their defaults) in the README. Two of them change behaviour
+noticeably when unset:
+
+- ``DJANGO_SECRET_KEY``: with DEBUG on, a fixed development key is used; otherwise a random key is generated
+  once, saved next to the database (``secret_key``, mode 0600) so that every worker and restart shares it,
+  and a warning is logged at startup. Production deployments should set it.
+- ``REDIS_URL``: the quota counters live in an embedded in-process store (fakeredis) instead of Redis; they are
+  per process and lost on restart, and a warning is logged at startup.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value.replace("_", ""))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+# Messages for genderapi.apps to log once logging is configured (settings load before it is).
+STARTUP_WARNINGS: list[str] = []
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+                 if h.strip()]
+
+DATABASE_PATH = Path(env_str("DATABASE_PATH", str(BASE_DIR / "var" / "db.sqlite3")))
+DATABASE_PATH.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _persistent_secret_key(path: Path) -> str:
+    """Read the generated key at ``path``, creating it atomically if absent (workers may race here)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+        if not key:
+            raise ImproperlyConfigured(f"{path} is empty: delete it or set DJANGO_SECRET_KEY") from None
+        return key
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "").strip()
+if not SECRET_KEY:
+    if DEBUG:
+        SECRET_KEY = "django-insecure-genderapi-development-only"
+    else:
+        _key_path = DATABASE_PATH.parent / "secret_key"
+        SECRET_KEY = _persistent_secret_key(_key_path)
+        STARTUP_WARNINGS.append(
+            f"DJANGO_SECRET_KEY not set: using a generated key stored in {_key_path}; "
+            "set DJANGO_SECRET_KEY in production")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "genderapi",
+    "predictions",
+    "quotas",
+]
+
+MIDDLEWARE = [
+    # These two run first: every response gets an X-Request-ID, and oversized bodies are refused
+    # before anything reads them.
+    "genderapi.middleware.RequestIDMiddleware",
+    "genderapi.middleware.UploadSizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "genderapi.urls"
+WSGI_APPLICATION = "genderapi.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATABASE_PATH,
+    },
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+USE_TZ = True
+# The quota day ends at midnight in this zone.
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+
+STATIC_URL = "static/"
+
+# --- Quota store -------------------------------------------------------------------------------------
+
+
+def redis_cache_config(url: str) -> dict:
+    """The django-redis cache entry for a real Redis at ``url``.
+
+    Short timeouts and a single immediate retry: a dropped pooled connection (Redis restarted) is re-made
+    transparently, while a Redis that is down costs a request milliseconds before its 503, not the seconds
+    of redis-py's default exponential back-off.
+    """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+            "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1)},
+        },
+    }
+
+
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+QUOTA_STORE_EMBEDDED = not REDIS_URL
+if REDIS_URL:
+    CACHES = {"default": redis_cache_config(REDIS_URL)}
+else:
+    import fakeredis
+
+    # One server per process, shared by every connection of this process.
+    EMBEDDED_REDIS_SERVER = fakeredis.FakeServer()
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://embedded:6379/0",
+            "OPTIONS": {
+                "CONNECTION_POOL_KWARGS": {
+                    "connection_class": fakeredis.FakeConnection,
+                    "server": EMBEDDED_REDIS_SERVER,
+                },
+            },
+        },
+    }
+    STARTUP_WARNINGS.append(
+        "REDIS_URL not set: using an embedded in-process store (fakeredis); counters are per-process "
+        "and lost on restart; not for production")
+
+QUOTA_DAILY_LIMIT = env_int("QUOTA_DAILY_LIMIT", 50, minimum=0)
+QUOTA_KEY_PREFIX = env_str("QUOTA_KEY_PREFIX", "genderapi")
+
+# --- Prediction --------------------------------------------------------------------------------------
+MODEL_PATH = env_str("MODEL_PATH", str(BASE_DIR / "model.h5"))
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1)
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
+MAX_FACES = env_int("MAX_FACES", 10, minimum=1)
+
+# Uploads are at most MAX_UPLOAD_BYTES (the middleware refuses bigger bodies), so they stay in memory:
+# the pipeline wants bytes anyway. The first handler stops a body that grows past the limit.
+FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES
+FILE_UPLOAD_HANDLERS = [
+    "genderapi.uploads.SizeLimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
+# --- Users -------------------------------------------------------------------------------------------
+PINPIN_PASSWORD = env_str("PINPIN_PASSWORD", "azerty")
+ADMIN_PASSWORD = env_str("ADMIN_PASSWORD", "admin_password")
+
+# --- API ---------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["genderapi.authentication.CachedBasicAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.JSONParser",
+    ],
+    "EXCEPTION_HANDLER": "genderapi.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# --- Logging: stdout only. Nothing here formats request headers, so Authorization never reaches a log. ---
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"},
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+    },
+}
