@@ -1,0 +1,246 @@
+"""The daily prediction quota: one Redis counter per user per local day, and the only code that touches them.
+
+:class:`QuotaLedger` has a handful of verbs -- :meth:`~QuotaLedger.charge`, :meth:`~QuotaLedger.refund`,
+:meth:`~QuotaLedger.usage`, :meth:`~QuotaLedger.reset`, :meth:`~QuotaLedger.reset_all`,
+:meth:`~QuotaLedger.all_users` -- used by the prediction view, the staff endpoints, the Django admin page and
+the ``resetquota`` command alike.
+
+A counter lives under ``{QUOTA_KEY_PREFIX}:quota:{YYYY-MM-DD}:{user pk}``, the date being today in
+``settings.TIME_ZONE``; the quota day ends at the next local midnight, so a new day simply starts a new key.
+Keys expire at that midnight (with EXPIRE of the seconds left by the ledger's clock rather than EXPIREAT, so a
+Redis host whose clock disagrees with ours cannot end a day early, and tests can drive the clock freely).
+Charging is one Lua script, so two concurrent requests can never both take the last unit.
+
+The Redis client comes from :func:`redis_client` (django-redis's "default" connection). Any Redis failure is
+raised as :class:`QuotaStoreUnavailable`, which the views turn into a 503.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from django_redis import get_redis_connection
+
+# KEYS[1] counter; ARGV[1] limit, ARGV[2] seconds until the day ends. Returns {allowed (0/1), used}.
+_CHARGE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used >= tonumber(ARGV[1]) then
+  return {0, used}
+end
+used = redis.call('INCR', KEYS[1])
+if used == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return {1, used}
+"""
+
+# KEYS[1] counter. Decrements, never below zero; returns the new count.
+_REFUND = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used <= 0 then
+  return 0
+end
+return redis.call('DECR', KEYS[1])
+"""
+
+_MGET_BATCH = 500
+
+
+class QuotaStoreUnavailable(Exception):
+    """The counter store (Redis) did not answer; callers should answer 503 and let the client retry."""
+
+    retry_after = 5
+
+
+@dataclass(frozen=True)
+class QuotaState:
+    """A user's quota for the current day, as seen at ``now``.
+
+    ``allowed`` says whether the charge that produced this state was accepted; for a plain reading it says
+    whether a charge would be accepted now.
+    """
+
+    used: int
+    limit: int
+    resets_at: datetime
+    allowed: bool
+    now: datetime
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+    @property
+    def day(self) -> date:
+        """The local day this count belongs to (the day before ``resets_at``)."""
+        return (self.resets_at - timedelta(days=1)).date()
+
+    @property
+    def seconds_to_reset(self) -> int:
+        """Whole seconds until the next local midnight, rounded up and at least 1 (a Retry-After value)."""
+        return _seconds_between(self.now, self.resets_at)
+
+    def to_dict(self) -> dict:
+        return {
+            "used": self.used,
+            "limit": self.limit,
+            "remaining": self.remaining,
+            "resets_at": self.resets_at.isoformat(),
+        }
+
+
+def redis_client() -> redis.Redis:
+    """The Redis client the ledger talks to: the "default" django-redis cache's connection."""
+    return get_redis_connection("default")
+
+
+class QuotaLedger:
+    """Daily per-user counters. ``clock`` returns an aware datetime (default: ``timezone.now``); ``tz``
+    defaults to ``settings.TIME_ZONE``; ``client`` defaults to :func:`redis_client` at each call."""
+
+    def __init__(self, *, clock: Callable[[], datetime] | None = None, tz: str | None = None,
+                 client: redis.Redis | None = None, prefix: str | None = None):
+        self._clock = clock or timezone.now
+        self.tz = ZoneInfo(tz or settings.TIME_ZONE)
+        self._client = client
+        self.prefix = prefix if prefix is not None else settings.QUOTA_KEY_PREFIX
+
+    # --- policy -------------------------------------------------------------------------------------
+
+    def limit_for(self, user) -> int:
+        """The number of predictions ``user`` may make per day (the hook for per-user overrides)."""
+        return settings.QUOTA_DAILY_LIMIT
+
+    # --- verbs --------------------------------------------------------------------------------------
+
+    def charge(self, user) -> QuotaState:
+        """Take one unit of today's quota, in one atomic round trip.
+
+        Returns the new state with ``allowed=True``, or, when the quota is spent, the unchanged state with
+        ``allowed=False`` (nothing is incremented).
+        """
+        now, day, resets_at = self._today()
+        limit = self.limit_for(user)
+        ttl = _seconds_between(now, resets_at)
+        client = self.client
+        with _store_errors():
+            script = client.register_script(_CHARGE)
+            allowed, used = script(keys=[self._key(day, user.pk)], args=[limit, ttl], client=client)
+        return QuotaState(int(used), limit, resets_at, bool(allowed), now)
+
+    def refund(self, user, day: date | None = None) -> QuotaState:
+        """Give back one unit (never going below zero) and return today's state.
+
+        Pass the ``day`` of the state returned by :meth:`charge` so a charge made just before midnight is
+        refunded on the right counter; it defaults to today.
+        """
+        now, today, resets_at = self._today()
+        client = self.client
+        with _store_errors():
+            script = client.register_script(_REFUND)
+            used = int(script(keys=[self._key(day or today, user.pk)], client=client))
+            if day is not None and day != today:
+                used = self._read(client.get(self._key(today, user.pk)))
+        limit = self.limit_for(user)
+        return QuotaState(used, limit, resets_at, used < limit, now)
+
+    def usage(self, user) -> QuotaState:
+        """Today's state for ``user``, without spending anything."""
+        now, day, resets_at = self._today()
+        with _store_errors():
+            used = self._read(self.client.get(self._key(day, user.pk)))
+        limit = self.limit_for(user)
+        return QuotaState(used, limit, resets_at, used < limit, now)
+
+    def reset(self, user) -> int:
+        """Set today's count for ``user`` back to zero; return the count it had."""
+        _, day, _ = self._today()
+        with _store_errors():
+            return self._read(self.client.getdel(self._key(day, user.pk)))
+
+    def reset_all(self) -> list[tuple[object, int]]:
+        """Reset today's count of every user; return ``(user, previous count)`` pairs, by username."""
+        _, day, _ = self._today()
+        users = list(get_user_model()._default_manager.order_by(get_user_model().USERNAME_FIELD))
+        previous = []
+        with _store_errors():
+            for batch in _batches(users, _MGET_BATCH):
+                pipe = self.client.pipeline(transaction=False)
+                for user in batch:
+                    pipe.getdel(self._key(day, user.pk))
+                previous.extend(self._read(value) for value in pipe.execute())
+        return list(zip(users, previous))
+
+    def all_users(self) -> list[tuple[object, QuotaState]]:
+        """Today's state of every user, by username, reading the counters in MGET batches."""
+        now, day, resets_at = self._today()
+        users = list(get_user_model()._default_manager.order_by(get_user_model().USERNAME_FIELD))
+        counts: list[int] = []
+        with _store_errors():
+            for batch in _batches(users, _MGET_BATCH):
+                values = self.client.mget([self._key(day, user.pk) for user in batch])
+                counts.extend(self._read(value) for value in values)
+        result = []
+        for user, used in zip(users, counts):
+            limit = self.limit_for(user)
+            result.append((user, QuotaState(used, limit, resets_at, used < limit, now)))
+        return result
+
+    def ping(self) -> None:
+        """Raise :class:`QuotaStoreUnavailable` unless the store answers PING."""
+        with _store_errors():
+            self.client.ping()
+
+    # --- internals ----------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is not None:
+            return self._client
+        with _store_errors():
+            return redis_client()
+
+    def _today(self) -> tuple[datetime, date, datetime]:
+        """Now, today's local date, and the aware datetime of the next local midnight."""
+        now = self._clock()
+        local = now.astimezone(self.tz)
+        today = local.date()
+        # A wall-clock midnight is never skipped in most zones; where it is (DST at 00:00), fold=0 maps it
+        # to the first instant of the new day, which is what we want.
+        resets_at = datetime.combine(today + timedelta(days=1), time.min, tzinfo=self.tz)
+        return now, today, resets_at
+
+    def _key(self, day: date, pk) -> str:
+        return f"{self.prefix}:quota:{day.isoformat()}:{pk}"
+
+    @staticmethod
+    def _read(value) -> int:
+        return int(value) if value is not None else 0
+
+
+@contextmanager
+def _store_errors():
+    """Turn redis-py errors into :class:`QuotaStoreUnavailable`."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise QuotaStoreUnavailable(f"quota store unavailable: {exc}") from exc
+
+
+def _seconds_between(start: datetime, end: datetime) -> int:
+    """Whole elapsed seconds from ``start`` to ``end``, rounded up, at least 1. Via timestamps: subtracting
+    two datetimes that share a tzinfo gives wall-clock time, which is wrong across a DST change."""
+    return max(1, math.ceil(end.timestamp() - start.timestamp()))
+
+
+def _batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

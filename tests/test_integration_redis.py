@@ -1,0 +1,65 @@
+"""The ledger and the API against the real Redis (REDIS_URL, default redis://127.0.0.1:6379/0), through
+django-redis configured as in production. Each test uses its own key prefix and deletes only its keys."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from quotas.ledger import QuotaLedger
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_charge_refund_reset_round_trip(real_redis, pinpin, settings):
+    ledger = QuotaLedger()
+    assert ledger.charge(pinpin).used == 1
+    assert ledger.charge(pinpin).used == 2
+    assert ledger.refund(pinpin).used == 1
+    state = ledger.usage(pinpin)
+    key = ledger._key(state.day, pinpin.pk)
+    assert key.startswith(settings.QUOTA_KEY_PREFIX + ":quota:")
+    assert 0 < real_redis.ttl(key) <= state.seconds_to_reset
+    assert ledger.reset(pinpin) == 1
+    assert real_redis.exists(key) == 0
+
+
+def test_concurrent_charges_never_exceed_the_limit(real_redis, pinpin, settings):
+    settings.QUOTA_DAILY_LIMIT = 25
+    accepted = []
+    barrier = threading.Barrier(10)
+
+    def worker():
+        ledger = QuotaLedger()
+        barrier.wait()
+        for _ in range(10):
+            accepted.append(ledger.charge(pinpin).allowed)
+
+    threads = [threading.Thread(target=worker) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert accepted.count(True) == 25
+    assert QuotaLedger().usage(pinpin).used == 25
+
+
+def test_all_users_reads_real_counters(real_redis, pinpin, admin_user):
+    QuotaLedger().charge(pinpin)
+    rows = {u.username: s.used for u, s in QuotaLedger().all_users()}
+    assert rows == {"admin": 0, "pinpin": 1}
+
+
+def test_predict_quota_and_429_over_real_redis(real_redis, client, pinpin_auth, fake_pipeline, settings):
+    settings.QUOTA_DAILY_LIMIT = 2
+    upload = lambda: {"file": SimpleUploadedFile("a.jpg", b"img")}  # noqa: E731
+    assert [client.post("/predict/", upload(), **pinpin_auth).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_readyz_pings_real_redis(real_redis, client, monkeypatch):
+    from predictions import runtime
+
+    monkeypatch.setattr(runtime, "load_pipeline", lambda: object())
+    runtime.get_pipeline()
+    assert client.get("/readyz").status_code == 200

@@ -1,0 +1,193 @@
+"""QuotaLedger against a fresh fakeredis per test, with a controlled clock."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from quotas.ledger import QuotaLedger, QuotaStoreUnavailable
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def paris(*args) -> datetime:
+    return datetime(*args, tzinfo=PARIS)
+
+
+@pytest.fixture
+def ledger(fake_redis, settings):
+    settings.QUOTA_DAILY_LIMIT = 3
+    return QuotaLedger(clock=Clock(paris(2026, 6, 15, 12, 0)), tz="Europe/Paris")
+
+
+def test_charge_counts_up_and_reports_remaining(ledger, pinpin):
+    first = ledger.charge(pinpin)
+    second = ledger.charge(pinpin)
+    assert (first.used, first.remaining, first.allowed) == (1, 2, True)
+    assert (second.used, second.remaining, second.allowed) == (2, 1, True)
+    assert ledger.usage(pinpin).used == 2
+
+
+def test_charge_refuses_at_the_limit_without_incrementing(ledger, pinpin, fake_redis):
+    for _ in range(3):
+        assert ledger.charge(pinpin).allowed
+    refused = ledger.charge(pinpin)
+    assert (refused.allowed, refused.used, refused.remaining) == (False, 3, 0)
+    assert int(fake_redis.get(ledger._key(refused.day, pinpin.pk))) == 3
+
+
+def test_counters_are_per_user(ledger, pinpin, admin_user):
+    ledger.charge(pinpin)
+    ledger.charge(pinpin)
+    assert ledger.usage(admin_user).used == 0
+
+
+def test_key_uses_prefix_local_date_and_user_pk(ledger, pinpin, fake_redis, settings):
+    ledger.charge(pinpin)
+    assert fake_redis.keys() == [f"{settings.QUOTA_KEY_PREFIX}:quota:2026-06-15:{pinpin.pk}".encode()]
+
+
+def test_key_expires_at_the_next_local_midnight(ledger, pinpin, fake_redis):
+    state = ledger.charge(pinpin)
+    assert state.resets_at == paris(2026, 6, 16, 0, 0)
+    assert fake_redis.ttl(ledger._key(state.day, pinpin.pk)) == 12 * 3600
+
+
+def test_refund_gives_back_one_unit(ledger, pinpin):
+    ledger.charge(pinpin)
+    ledger.charge(pinpin)
+    state = ledger.refund(pinpin)
+    assert (state.used, state.remaining) == (1, 2)
+
+
+def test_refund_never_goes_below_zero(ledger, pinpin):
+    assert ledger.refund(pinpin).used == 0
+    assert ledger.usage(pinpin).used == 0
+
+
+def test_refund_of_yesterdays_charge_leaves_today_alone(ledger, pinpin):
+    ledger._clock.now = paris(2026, 6, 15, 23, 59, 59)
+    charged = ledger.charge(pinpin)
+    ledger._clock.now = paris(2026, 6, 16, 0, 0, 1)
+    ledger.charge(pinpin)  # today's first
+    state = ledger.refund(pinpin, charged.day)
+    assert state.used == 1
+    ledger._clock.now = paris(2026, 6, 15, 23, 59, 59)
+    assert ledger.usage(pinpin).used == 0
+
+
+def test_reset_returns_the_previous_count_and_zeroes_it(ledger, pinpin):
+    ledger.charge(pinpin)
+    ledger.charge(pinpin)
+    assert ledger.reset(pinpin) == 2
+    assert ledger.usage(pinpin).used == 0
+    assert ledger.reset(pinpin) == 0
+
+
+def test_reset_all_zeroes_every_user(ledger, pinpin, admin_user):
+    ledger.charge(pinpin)
+    ledger.charge(admin_user)
+    ledger.charge(admin_user)
+    assert [(u.username, n) for u, n in ledger.reset_all()] == [("admin", 2), ("pinpin", 1)]
+    assert ledger.usage(pinpin).used == ledger.usage(admin_user).used == 0
+
+
+def test_all_users_lists_every_user_by_username(ledger, pinpin, admin_user):
+    ledger.charge(pinpin)
+    rows = ledger.all_users()
+    assert [(u.username, s.used, s.remaining) for u, s in rows] == [("admin", 0, 3), ("pinpin", 1, 2)]
+
+
+def test_all_users_reads_counters_in_one_mget_per_batch(ledger, fake_redis, django_user_model, monkeypatch):
+    for i in range(5):
+        django_user_model.objects.create_user(f"user{i}")
+    calls = []
+    original = fake_redis.mget
+    monkeypatch.setattr(fake_redis, "mget", lambda keys: calls.append(len(keys)) or original(keys))
+    monkeypatch.setattr(fake_redis, "get", lambda key: pytest.fail("all_users must not GET one by one"))
+    assert len(ledger.all_users()) == 5
+    assert calls == [5]
+
+
+def test_limit_for_is_the_single_source_of_the_limit(ledger, pinpin, monkeypatch):
+    monkeypatch.setattr(QuotaLedger, "limit_for", lambda self, user: 1)
+    assert ledger.charge(pinpin).allowed
+    assert not ledger.charge(pinpin).allowed
+    assert ledger.usage(pinpin).limit == 1
+
+
+def test_a_new_local_day_starts_a_new_count(ledger, pinpin):
+    ledger._clock.now = paris(2026, 6, 15, 23, 59, 59)
+    for _ in range(3):
+        ledger.charge(pinpin)
+    assert not ledger.charge(pinpin).allowed
+    ledger._clock.now = paris(2026, 6, 16, 0, 0, 0)
+    state = ledger.charge(pinpin)
+    assert (state.allowed, state.used) == (True, 1)
+
+
+def test_day_is_local_not_utc(ledger, pinpin):
+    # 23:30 UTC on the 15th is already 01:30 on the 16th in Paris (summer time, UTC+2).
+    ledger._clock.now = datetime(2026, 6, 15, 23, 30, tzinfo=timezone.utc)
+    state = ledger.charge(pinpin)
+    assert state.day.isoformat() == "2026-06-16"
+    assert state.resets_at == paris(2026, 6, 17, 0, 0)
+
+
+@pytest.mark.parametrize("day, hours", [
+    ((2026, 3, 29), 23),  # spring forward: 02:00 -> 03:00
+    ((2026, 10, 25), 25),  # fall back: 03:00 -> 02:00
+])
+def test_dst_day_resets_at_local_midnight_after_23_or_25_hours(ledger, pinpin, fake_redis, day, hours):
+    ledger._clock.now = paris(*day, 0, 0)
+    state = ledger.charge(pinpin)
+    assert state.resets_at == paris(*day, 0, 0) + timedelta(days=1)
+    assert state.resets_at.timestamp() - state.now.timestamp() == hours * 3600
+    assert state.seconds_to_reset == hours * 3600
+    assert fake_redis.ttl(ledger._key(state.day, pinpin.pk)) == hours * 3600
+
+
+def test_dst_day_one_second_before_midnight_still_counts_on_that_day(ledger, pinpin):
+    ledger._clock.now = paris(2026, 10, 25, 23, 59, 59)
+    state = ledger.charge(pinpin)
+    assert state.day.isoformat() == "2026-10-25"
+    assert state.seconds_to_reset == 1
+
+
+def test_charge_is_atomic_under_concurrency(fake_redis, pinpin, settings):
+    settings.QUOTA_DAILY_LIMIT = 20
+    ledger = QuotaLedger()
+    accepted = []
+    barrier = threading.Barrier(8)
+
+    def worker():
+        barrier.wait()
+        for _ in range(10):
+            accepted.append(ledger.charge(pinpin).allowed)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert accepted.count(True) == 20
+    assert ledger.usage(pinpin).used == 20
+
+
+def test_store_errors_raise_quota_store_unavailable(broken_redis, pinpin):
+    ledger = QuotaLedger()
+    for verb in (ledger.charge, ledger.usage, ledger.refund, ledger.reset):
+        with pytest.raises(QuotaStoreUnavailable):
+            verb(pinpin)
+    with pytest.raises(QuotaStoreUnavailable):
+        ledger.ping()

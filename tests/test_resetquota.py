@@ -1,0 +1,51 @@
+"""manage.py resetquota: one user, --all, and the errors."""
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from quotas.ledger import QuotaLedger
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command("resetquota", *args, stdout=out)
+    return out.getvalue()
+
+
+def spend(user, n):
+    for _ in range(n):
+        QuotaLedger().charge(user)
+
+
+def test_it_resets_one_user_and_prints_the_previous_count(pinpin, admin_user):
+    spend(pinpin, 3)
+    spend(admin_user, 2)
+    assert run("pinpin") == "pinpin: 3 -> 0\n"
+    assert QuotaLedger().usage(pinpin).used == 0
+    assert QuotaLedger().usage(admin_user).used == 2
+
+
+def test_all_resets_every_user(pinpin, admin_user):
+    spend(pinpin, 3)
+    spend(admin_user, 2)
+    assert run("--all") == "admin: 2 -> 0\npinpin: 3 -> 0\n"
+    assert QuotaLedger().usage(pinpin).used == QuotaLedger().usage(admin_user).used == 0
+
+
+def test_unknown_user_is_a_command_error(db):
+    with pytest.raises(CommandError, match="No user named 'ghost'"):
+        run("ghost")
+
+
+@pytest.mark.parametrize("args", [(), ("pinpin", "--all")])
+def test_it_needs_exactly_one_of_username_or_all(pinpin, args):
+    with pytest.raises(CommandError, match="either a username or --all"):
+        run(*args)
+
+
+def test_redis_down_is_a_command_error(pinpin, broken_redis):
+    with pytest.raises(CommandError, match="quota store unavailable"):
+        run("pinpin")
