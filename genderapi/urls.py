@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import include, path, re_path
+
+from . import health
+
+urlpatterns = [
+    re_path(r"^healthz/?$", health.HealthView.as_view(), name="healthz"),
+    re_path(r"^readyz/?$", health.ReadyView.as_view(), name="readyz"),
+    path("admin/", admin.site.urls),
+    # The admin's CSS and JS, straight from the installed apps. Fine for one admin page used by a few
+    # staff; put a static file server (or WhiteNoise) in front if that ever changes.
+    re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
+    path("", include("predictions.urls")),
+    path("", include("quotas.urls")),
+]
+
+handler400 = "genderapi.errors.bad_request"
+handler403 = "genderapi.errors.permission_denied"
+handler404 = "genderapi.errors.page_not_found"
+handler500 = "genderapi.errors.server_error"

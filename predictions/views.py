@@ -1,0 +1,92 @@
+"""``POST /predict/``: authenticate, charge the quota, hand the uploaded bytes to the pipeline, shape the JSON.
+
+The charge comes first, so a client over quota gets its 429 before the upload is read or the model runs. A
+charge stands only when the request yields an analysis: any failure after it (missing file, image rejected
+by the pipeline, model unavailable, a bug) refunds it. Every response from here on carries the quota headers.
+"""
+from __future__ import annotations
+
+import logging
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from genderapi.errors import error_response
+from predictions import runtime
+from predictions.ml.errors import ImageRejected
+from quotas.ledger import QuotaLedger, QuotaState, QuotaStoreUnavailable
+from quotas.views import LedgerAPIView
+
+logger = logging.getLogger(__name__)
+
+FILE_FIELD = "file"
+PIPELINE_RETRY_AFTER = 30
+
+
+def quota_headers(state: QuotaState) -> dict[str, str]:
+    """The classic X-RateLimit-* headers and the IETF draft RateLimit/RateLimit-Policy fields."""
+    return {
+        "X-RateLimit-Limit": str(state.limit),
+        "X-RateLimit-Remaining": str(state.remaining),
+        "X-RateLimit-Reset": str(int(state.resets_at.timestamp())),
+        "RateLimit-Policy": f'"daily";q={state.limit};w=86400',
+        "RateLimit": f'"daily";r={state.remaining};t={state.seconds_to_reset}',
+    }
+
+
+class PredictView(LedgerAPIView):
+    parser_classes = [MultiPartParser]
+    quota: QuotaState | None = None
+
+    def post(self, request):
+        ledger = QuotaLedger()
+        self.quota = ledger.charge(request.user)
+        if not self.quota.allowed:
+            return error_response(
+                f"Daily quota exceeded: {self.quota.used} of {self.quota.limit} predictions used; "
+                f"it resets at {self.quota.resets_at.isoformat()}.",
+                429, {"Retry-After": str(self.quota.seconds_to_reset)})
+        try:
+            data = self.uploaded_bytes(request)
+            analysis = runtime.get_pipeline().analyse(data)
+        except Exception:
+            self.refund(ledger, request.user)
+            raise
+        body = analysis.to_dict()
+        body["request_id"] = request.request_id
+        body["quota"] = self.quota.to_dict()
+        logger.info("prediction request_id=%s user=%s faces=%d", request.request_id,
+                    request.user.get_username(), len(body.get("faces", [])))
+        return Response(body)
+
+    @staticmethod
+    def uploaded_bytes(request) -> bytes:
+        upload = request.FILES.get(FILE_FIELD)
+        if upload is None:
+            raise ParseError(f'Send the image as a multipart/form-data file field named "{FILE_FIELD}".')
+        data = upload.read()
+        if not data:
+            raise ParseError("The uploaded file is empty.")
+        return data
+
+    def refund(self, ledger: QuotaLedger, user) -> None:
+        try:
+            self.quota = ledger.refund(user, self.quota.day)
+        except QuotaStoreUnavailable as exc:
+            logger.warning("could not refund the quota of %s: %s", user.get_username(), exc)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ImageRejected):
+            return error_response(str(exc), exc.status)
+        if isinstance(exc, runtime.PipelineUnavailable):
+            return error_response("The prediction model is not available; retry later.", 503,
+                                  {"Retry-After": str(PIPELINE_RETRY_AFTER)})
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.quota is not None:
+            for name, value in quota_headers(self.quota).items():
+                response[name] = value
+        return response
