@@ -33,8 +33,9 @@ class RequestIDMiddleware:
 class UploadSizeLimitMiddleware:
     """Refuse, with 413, a request whose declared Content-Length exceeds ``MAX_UPLOAD_BYTES``.
 
-    It looks only at the header, so the body is never read. Bodies without a trustworthy length are
-    bounded by :class:`genderapi.uploads.SizeLimitedUploadHandler`.
+    It looks only at the headers, so the body is never read. A chunked body without Content-Length gets
+    411: Django reads at most Content-Length bytes, so it would otherwise see an empty body. Whatever gets
+    through is still bounded by :class:`genderapi.uploads.SizeLimitedUploadHandler`.
     """
 
     def __init__(self, get_response):
@@ -42,7 +43,11 @@ class UploadSizeLimitMiddleware:
 
     def __call__(self, request):
         limit = settings.MAX_UPLOAD_BYTES
-        declared = request.META.get("CONTENT_LENGTH") or "0"
+        declared = request.META.get("CONTENT_LENGTH") or ""
+        if not declared:
+            if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+                return error_response("Send the request with a Content-Length header, not chunked.", 411)
+            declared = "0"
         try:
             length = int(declared)
         except ValueError:

@@ -48,6 +48,14 @@ def test_body_at_the_limit_passes_and_one_byte_more_gets_413(client, settings, p
     assert client.post("/predict/", body, content_type=MULTIPART, **pinpin_auth).status_code == 413
 
 
+def test_chunked_body_without_content_length_gets_411_json(client, pinpin_auth, fake_pipeline):
+    response = client.generic("POST", "/predict/", b"", CONTENT_TYPE="multipart/form-data; boundary=x",
+                              HTTP_TRANSFER_ENCODING="chunked", **pinpin_auth)
+    assert response.status_code == 411
+    assert "Content-Length" in response.json()["error"]
+    assert fake_pipeline.received == []
+
+
 def test_invalid_content_length_gets_400_json(client):
     response = client.generic("POST", "/predict/", b"", CONTENT_LENGTH="abc")
     assert response.status_code == 400
