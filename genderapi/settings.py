@@ -1,6 +1,6 @@
 """Django settings for genderapi, every deploy-time knob read from the environment with a safe default.
 
-The environment variables are listed (with their defaults) in the README. Two of them change behaviour
+The environment variables are listed (with their defaults) in docs/service.md. Two of them change behaviour
 noticeably when unset:
 
 - ``DJANGO_SECRET_KEY``: with DEBUG on, a fixed development key is used; otherwise a random key is generated
