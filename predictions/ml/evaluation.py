@@ -64,6 +64,7 @@ def evaluate_test_split(classifier, data: dict) -> dict:
         "adult_race_gap": float(max(accs) - min(accs)) if accs else float("nan"),
         "by_age": group_accuracy(correct, by_age),
         "detector_found_face": float(data["detected"][mask].mean()),
+        "confusion": [[int(np.sum((gender == t) & ((p_female >= 0.5) == bool(p)))) for p in (0, 1)] for t in (0, 1)],
     }
 
 
@@ -118,3 +119,56 @@ def format_report(test: dict | None, photos: dict | None) -> str:
                      f"no face found in {photos['no_face']}")
         lines += [f"    {g:<8} n={n:<4} {acc:.2%}" for g, n, acc in photos["by_gender"]]
     return "\n".join(lines)
+
+
+def write_plots(test: dict, folder: str) -> list[str]:
+    """Reliability diagram, confusion matrix and accuracy by age band as PNG files in ``folder``.
+
+    Needs matplotlib (a development dependency, imported only here)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(folder, exist_ok=True)
+    written = []
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    rel = test["reliability"]
+    ax.plot([0.5, 1], [0.5, 1], "--", color="grey", label="perfect calibration")
+    ax.bar([(lo + hi) / 2 for lo, hi, *_ in rel], [a for *_, a in rel], width=[hi - lo for lo, hi, *_ in rel],
+           alpha=0.6, edgecolor="black", label="accuracy in bin")
+    ax.plot([c for *_, c, _ in rel], [a for *_, a in rel], "o-", color="C1", label="mean confidence")
+    ax.set(xlim=(0.5, 1), ylim=(0, 1.02), xlabel="confidence", ylabel="accuracy",
+           title=f"Reliability, UTKFace test (ECE {test['ece']:.3f})")
+    ax.legend(loc="upper left", fontsize=8)
+    written.append(_save(fig, folder, "reliability.png"))
+
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    matrix = np.array(test["confusion"])
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), n in np.ndenumerate(matrix):
+        ax.text(j, i, str(n), ha="center", va="center", color="black")
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=GENDERS, yticklabels=GENDERS, xlabel="predicted",
+           ylabel="annotated", title="Confusion, UTKFace test")
+    written.append(_save(fig, folder, "confusion.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    names = [name for name, _, _ in test["by_age"]]
+    accs = [acc * 100 for _, _, acc in test["by_age"]]
+    ax.bar(names, accs, color="C0")
+    for i, (_, n, acc) in enumerate(test["by_age"]):
+        ax.text(i, acc * 100 + 0.5, f"n={n}", ha="center", fontsize=8)
+    ax.set(ylim=(min(accs) - 10, 100), ylabel="accuracy (%)", xlabel="age band", title="Accuracy by age")
+    written.append(_save(fig, folder, "accuracy_by_age.png"))
+    return written
+
+
+def _save(fig, folder, name):
+    path = os.path.join(folder, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path

@@ -23,6 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--photos", default=DEFAULT_PHOTOS, help="folder with male/ and female/; '' to skip")
         parser.add_argument("--cache-dir", default=".cache")
         parser.add_argument("--json", dest="json_path", default=None, help="also write the figures as JSON here")
+        parser.add_argument("--plots", default=None, help="write reliability/confusion/age PNGs to this folder")
         parser.add_argument("--show-errors", action="store_true", help="list the photos classified wrongly")
 
     def handle(self, *args, **opts):
@@ -49,6 +50,11 @@ class Command(BaseCommand):
         if photos and opts["show_errors"]:
             for o in photos["errors"]:
                 self.stdout.write(f"  wrong: {o.path}: truth {o.truth}, predicted {o.predicted} ({o.confidence})")
+        if test and opts["plots"]:
+            from predictions.ml.evaluation import write_plots
+
+            for path in write_plots(test, opts["plots"]):
+                self.stdout.write(f"wrote {path}")
         if opts["json_path"]:
             if photos:
                 photos = {k: v for k, v in photos.items() if k != "errors"}
