@@ -2,8 +2,13 @@
 
 :class:`QuotaLedger` has a handful of verbs -- :meth:`~QuotaLedger.charge`, :meth:`~QuotaLedger.refund`,
 :meth:`~QuotaLedger.usage`, :meth:`~QuotaLedger.reset`, :meth:`~QuotaLedger.reset_all`,
-:meth:`~QuotaLedger.all_users` -- used by the prediction view, the staff endpoints, the Django admin page and
-the ``resetquota`` command alike.
+:meth:`~QuotaLedger.all_users`, and their batch forms for a page of users (:meth:`~QuotaLedger.usage_many`,
+:meth:`~QuotaLedger.reset_many`, :meth:`~QuotaLedger.counts_today`) -- used by the prediction view, the staff
+endpoints, the Django admin page and the ``resetquota`` command alike.
+
+It also owns the quota tables of :mod:`quotas.models`: a user's limit is their
+:class:`~quotas.models.DailyLimitOverride` if they have one, else ``settings.QUOTA_DAILY_LIMIT``
+(:meth:`~QuotaLedger.limit_for`), and every reset writes a :class:`~quotas.models.QuotaReset` record.
 
 A counter lives under ``{QUOTA_KEY_PREFIX}:quota:{YYYY-MM-DD}:{user pk}``, the date being today in
 ``settings.TIME_ZONE``; the quota day ends at the next local midnight, so a new day simply starts a new key.
@@ -26,8 +31,12 @@ from zoneinfo import ZoneInfo
 import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_redis import get_redis_connection
+
+from .models import DailyLimitOverride, QuotaReset
 
 # KEYS[1] counter; ARGV[1] limit, ARGV[2] seconds until the day ends. Returns {allowed (0/1), used}.
 _CHARGE = """
@@ -116,8 +125,24 @@ class QuotaLedger:
     # --- policy -------------------------------------------------------------------------------------
 
     def limit_for(self, user) -> int:
-        """The number of predictions ``user`` may make per day (the hook for per-user overrides)."""
-        return settings.QUOTA_DAILY_LIMIT
+        """The number of predictions ``user`` may make per day: their :class:`DailyLimitOverride`, else
+        ``settings.QUOTA_DAILY_LIMIT``. One indexed query, the only one a charge adds."""
+        override = DailyLimitOverride.objects.filter(user_id=user.pk).values_list("daily_limit", flat=True)
+        return next(iter(override), settings.QUOTA_DAILY_LIMIT)
+
+    def limits_for(self, users) -> dict:
+        """The daily limit of each of ``users``, by pk, in one query per batch (never one per user)."""
+        pks = [user.pk for user in users]
+        overrides = {}
+        for batch in _batches(pks, _MGET_BATCH):
+            overrides.update(DailyLimitOverride.objects.filter(user_id__in=batch)
+                             .values_list("user_id", "daily_limit"))
+        return {pk: overrides.get(pk, settings.QUOTA_DAILY_LIMIT) for pk in pks}
+
+    @staticmethod
+    def limit_expression() -> Coalesce:
+        """The same limit as an SQL expression over the user table, for listings that sort by it."""
+        return Coalesce(F("daily_limit_override__daily_limit"), Value(settings.QUOTA_DAILY_LIMIT))
 
     # --- verbs --------------------------------------------------------------------------------------
 
@@ -160,39 +185,66 @@ class QuotaLedger:
         limit = self.limit_for(user)
         return QuotaState(used, limit, resets_at, used < limit, now)
 
-    def reset(self, user) -> int:
-        """Set today's count for ``user`` back to zero; return the count it had."""
-        _, day, _ = self._today()
-        with _store_errors():
-            return self._read(self.client.getdel(self._key(day, user.pk)))
+    def reset(self, user, *, actor=None, actor_name: str = "", source: str = QuotaReset.Source.OTHER) -> int:
+        """Set today's count for ``user`` back to zero and record it; return the count it had.
 
-    def reset_all(self) -> list[tuple[object, int]]:
-        """Reset today's count of every user; return ``(user, previous count)`` pairs, by username."""
-        _, day, _ = self._today()
-        users = list(get_user_model()._default_manager.order_by(get_user_model().USERNAME_FIELD))
-        previous = []
-        with _store_errors():
-            for batch in _batches(users, _MGET_BATCH):
+        ``actor`` is the user who asked (None from the command line, where ``actor_name`` says who ran it),
+        ``source`` a :class:`QuotaReset.Source`. See :meth:`reset_many`.
+        """
+        return self.reset_many([user], actor=actor, actor_name=actor_name, source=source)[0][1]
+
+    def reset_many(self, users, *, actor=None, actor_name: str = "",
+                   source: str = QuotaReset.Source.OTHER) -> list[tuple[object, int]]:
+        """Set today's count of each of ``users`` back to zero; return ``(user, previous count)`` pairs, in order.
+
+        GETDEL in pipelined batches; each batch, once done in Redis, is recorded as one :class:`QuotaReset` per
+        user (who, whom, when, the count before), so a store failure half-way leaves no record of a reset that
+        did not happen.
+        """
+        now, day, _ = self._today()
+        users = list(users)
+        if actor is not None:
+            actor_name = actor.get_username()
+        previous: list[int] = []
+        for batch in _batches(users, _MGET_BATCH):
+            with _store_errors():
                 pipe = self.client.pipeline(transaction=False)
                 for user in batch:
                     pipe.getdel(self._key(day, user.pk))
-                previous.extend(self._read(value) for value in pipe.execute())
+                counts = [self._read(value) for value in pipe.execute()]
+            QuotaReset.objects.bulk_create(
+                QuotaReset(user_id=user.pk, username=user.get_username(), actor=actor, actor_name=actor_name,
+                           source=source, previous_used=count, day=day, reset_at=now)
+                for user, count in zip(batch, counts))
+            previous.extend(counts)
         return list(zip(users, previous))
+
+    def reset_all(self, **record) -> list[tuple[object, int]]:
+        """Reset today's count of every user; return ``(user, previous count)`` pairs, by username.
+        ``record`` takes :meth:`reset_many`'s ``actor``, ``actor_name`` and ``source``."""
+        return self.reset_many(self._users_by_name(), **record)
+
+    def usage_many(self, users) -> list[QuotaState]:
+        """Today's state of each of ``users`` (say, a page of a listing), in order: one MGET and one query per
+        batch of 500 users."""
+        users = list(users)
+        now, day, resets_at = self._today()
+        counts = self._counts(day, [user.pk for user in users])
+        limits = self.limits_for(users)
+        return [QuotaState(used, limits[user.pk], resets_at, used < limits[user.pk], now)
+                for user, used in zip(users, counts)]
+
+    def counts_today(self, pks) -> dict:
+        """Today's count of each user pk in ``pks`` that has used anything (absent means 0), read in MGET
+        batches: what a listing needs to sort or filter every user by usage."""
+        pks = list(pks)
+        _, day, _ = self._today()
+        return {pk: used for pk, used in zip(pks, self._counts(day, pks)) if used}
 
     def all_users(self) -> list[tuple[object, QuotaState]]:
         """Today's state of every user, by username, reading the counters in MGET batches."""
-        now, day, resets_at = self._today()
-        users = list(get_user_model()._default_manager.order_by(get_user_model().USERNAME_FIELD))
-        counts: list[int] = []
-        with _store_errors():
-            for batch in _batches(users, _MGET_BATCH):
-                values = self.client.mget([self._key(day, user.pk) for user in batch])
-                counts.extend(self._read(value) for value in values)
-        result = []
-        for user, used in zip(users, counts):
-            limit = self.limit_for(user)
-            result.append((user, QuotaState(used, limit, resets_at, used < limit, now)))
-        return result
+        users = self._users_by_name()
+        return list(zip(users, self.usage_many(users)))
 
     def ping(self) -> None:
         """Raise :class:`QuotaStoreUnavailable` unless the store answers PING."""
@@ -220,6 +272,20 @@ class QuotaLedger:
 
     def _key(self, day: date, pk) -> str:
         return f"{self.prefix}:quota:{day.isoformat()}:{pk}"
+
+    def _counts(self, day: date, pks: list) -> list[int]:
+        """The counters of ``pks`` on ``day``, in order, one MGET per batch."""
+        counts: list[int] = []
+        with _store_errors():
+            for batch in _batches(pks, _MGET_BATCH):
+                values = self.client.mget([self._key(day, pk) for pk in batch])
+                counts.extend(self._read(value) for value in values)
+        return counts
+
+    @staticmethod
+    def _users_by_name() -> list:
+        User = get_user_model()
+        return list(User._default_manager.order_by(User.USERNAME_FIELD))
 
     @staticmethod
     def _read(value) -> int:

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from genderapi.errors import error_response
 
 from .ledger import QuotaLedger, QuotaState, QuotaStoreUnavailable
+from .models import QuotaReset
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +68,15 @@ class UserQuotaView(LedgerAPIView):
 
 
 class ResetQuotaView(LedgerAPIView):
-    """POST (staff): set one user's count for today back to zero; the body says what it was."""
+    """POST (staff): set one user's count for today back to zero (recorded as a QuotaReset); the body says
+    what it was."""
 
     permission_classes = [IsAdminUser]
 
     def post(self, request, username):
         user = user_named(username)
         ledger = QuotaLedger()
-        previous = ledger.reset(user)
+        previous = ledger.reset(user, actor=request.user, source=QuotaReset.Source.API)
         logger.info("quota of %s reset by %s (was %d)", user.get_username(), request.user.get_username(),
                     previous)
         return Response({**quota_body(user, ledger.usage(user)), "previous_used": previous})

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from quotas.ledger import QuotaLedger, QuotaStoreUnavailable
+from quotas.models import DailyLimitOverride, QuotaReset
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -164,6 +165,8 @@ def test_dst_day_one_second_before_midnight_still_counts_on_that_day(ledger, pin
     assert state.seconds_to_reset == 1
 
 
+# Transactional: the threads read the user's limit from the database, so the data must be committed.
+@pytest.mark.django_db(transaction=True)
 def test_charge_is_atomic_under_concurrency(fake_redis, pinpin, settings):
     settings.QUOTA_DAILY_LIMIT = 20
     ledger = QuotaLedger()
@@ -191,3 +194,86 @@ def test_store_errors_raise_quota_store_unavailable(broken_redis, pinpin):
             verb(pinpin)
     with pytest.raises(QuotaStoreUnavailable):
         ledger.ping()
+
+
+# --- per-user limits, batch reads, reset records -------------------------------------------------------
+
+def test_limit_for_is_the_users_override_else_the_default(ledger, pinpin, admin_user):
+    DailyLimitOverride.objects.create(user=pinpin, daily_limit=7)
+    assert ledger.limit_for(pinpin) == 7
+    assert ledger.limit_for(admin_user) == 3
+    assert ledger.limits_for([pinpin, admin_user]) == {pinpin.pk: 7, admin_user.pk: 3}
+
+
+def test_charge_stops_at_the_users_override(ledger, pinpin):
+    DailyLimitOverride.objects.create(user=pinpin, daily_limit=1)
+    assert ledger.charge(pinpin).allowed
+    refused = ledger.charge(pinpin)
+    assert (refused.allowed, refused.limit) == (False, 1)
+
+
+def test_a_zero_override_blocks_the_user(ledger, pinpin):
+    DailyLimitOverride.objects.create(user=pinpin, daily_limit=0)
+    assert not ledger.charge(pinpin).allowed
+
+
+def test_charge_costs_one_database_query(ledger, pinpin, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        ledger.charge(pinpin)
+
+
+def test_limit_expression_agrees_with_limit_for(ledger, pinpin, admin_user, django_user_model):
+    DailyLimitOverride.objects.create(user=pinpin, daily_limit=9)
+    limits = dict(django_user_model.objects.annotate(limit=QuotaLedger.limit_expression())
+                  .values_list("pk", "limit"))
+    assert limits == ledger.limits_for([pinpin, admin_user])
+
+
+def test_usage_many_reads_a_page_in_one_mget_and_one_query(ledger, fake_redis, django_user_model, monkeypatch,
+                                                            django_assert_num_queries):
+    users = [django_user_model.objects.create_user(f"user{i}") for i in range(120)]
+    ledger.charge(users[5])
+    calls = []
+    original = fake_redis.mget
+    monkeypatch.setattr(fake_redis, "mget", lambda keys: calls.append(len(keys)) or original(keys))
+    with django_assert_num_queries(1):
+        states = ledger.usage_many(users)
+    assert calls == [120]
+    assert [s.used for s in states[4:7]] == [0, 1, 0] and states[5].remaining == 2
+
+
+def test_counts_today_lists_only_users_with_a_count_in_mget_batches(ledger, fake_redis, pinpin, admin_user,
+                                                                     monkeypatch):
+    ledger.charge(pinpin)
+    ledger.charge(pinpin)
+    calls = []
+    original = fake_redis.mget
+    monkeypatch.setattr(fake_redis, "mget", lambda keys: calls.append(len(keys)) or original(keys))
+    pks = [pinpin.pk, admin_user.pk, *range(10_000, 11_000)]
+    assert ledger.counts_today(pks) == {pinpin.pk: 2}
+    assert calls == [500, 500, 2]
+
+
+def test_reset_records_who_whom_when_and_the_count_before(ledger, pinpin, admin_user):
+    ledger.charge(pinpin)
+    ledger.charge(pinpin)
+    assert ledger.reset(pinpin, actor=admin_user, source=QuotaReset.Source.API) == 2
+    record = QuotaReset.objects.get()
+    assert (record.user, record.username) == (pinpin, "pinpin")
+    assert (record.actor, record.actor_name) == (admin_user, "admin")
+    assert (record.source, record.previous_used) == ("api", 2)
+    assert record.reset_at == paris(2026, 6, 15, 12, 0) and record.day.isoformat() == "2026-06-15"
+
+
+def test_reset_many_resets_and_records_each_user(ledger, pinpin, admin_user):
+    ledger.charge(pinpin)
+    assert [(u.username, n) for u, n in ledger.reset_many([pinpin, admin_user], actor_name="root")] == [
+        ("pinpin", 1), ("admin", 0)]
+    assert sorted(QuotaReset.objects.values_list("username", "previous_used", "actor_name")) == [
+        ("admin", 0, "root"), ("pinpin", 1, "root")]
+
+
+def test_a_reset_that_fails_records_nothing(broken_redis, pinpin):
+    with pytest.raises(QuotaStoreUnavailable):
+        QuotaLedger().reset(pinpin)
+    assert not QuotaReset.objects.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from quotas.ledger import QuotaLedger
+from quotas.models import DailyLimitOverride, QuotaReset
 
 from .conftest import basic_auth
 
@@ -122,3 +123,24 @@ def test_quota_endpoints_answer_503_when_redis_is_down(client, admin_auth, pinpi
         assert response.status_code == 503
         assert response["Retry-After"]
         assert list(response.json()) == ["error"]
+
+
+def test_reset_endpoint_records_who_reset_whom_from_what(client, admin_auth, admin_user, pinpin):
+    spend(pinpin, 4)
+    client.post("/user/pinpin/reset_quota", **admin_auth)
+    record = QuotaReset.objects.get()
+    assert (record.username, record.previous_used, record.actor, record.source) == ("pinpin", 4, admin_user, "api")
+
+
+def test_endpoints_and_predict_use_the_users_limit_override(client, admin_auth, pinpin, pinpin_auth,
+                                                           fake_pipeline):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    DailyLimitOverride.objects.create(user=pinpin, daily_limit=1)
+    upload = lambda: {"file": SimpleUploadedFile("a.jpg", b"img")}  # noqa: E731
+    assert client.post("/predict/", upload(), **pinpin_auth).status_code == 200
+    refused = client.post("/predict/", upload(), **pinpin_auth)
+    assert refused.status_code == 429 and refused["X-RateLimit-Limit"] == "1"
+    assert client.get("/user/pinpin/quota", **admin_auth).json()["limit"] == 1
+    rows = {row["username"]: row for row in client.get("/users/quotas/", **admin_auth).json()["users"]}
+    assert (rows["pinpin"]["limit"], rows["pinpin"]["remaining"]) == (1, 0)

@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from quotas.ledger import QuotaLedger
+from quotas.models import QuotaReset
 
 
 def run(*args) -> str:
@@ -49,3 +50,14 @@ def test_it_needs_exactly_one_of_username_or_all(pinpin, args):
 def test_redis_down_is_a_command_error(pinpin, broken_redis):
     with pytest.raises(CommandError, match="quota store unavailable"):
         run("pinpin")
+
+
+def test_each_reset_is_recorded_as_the_command_with_the_shell_account(pinpin, admin_user, monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "deploy")
+    spend(pinpin, 3)
+    run("pinpin")
+    run("--all")
+    records = list(QuotaReset.objects.order_by("pk").values_list("username", "previous_used", "actor_name",
+                                                                  "source"))
+    assert records == [("pinpin", 3, "deploy", "command"), ("admin", 0, "deploy", "command"),
+                       ("pinpin", 0, "deploy", "command")]

@@ -1,7 +1,23 @@
+"""manage.py resetquota: set today's count of one user, or of every user, back to zero.
+
+Each reset is recorded (see :class:`quotas.models.QuotaReset`) with the operating-system account that ran the
+command as the one who did it, since there is no Django user at a shell.
+"""
+import getpass
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from quotas.ledger import QuotaLedger, QuotaStoreUnavailable
+from quotas.models import QuotaReset
+
+
+def shell_account() -> str:
+    """Who is running this command, as the operating system knows them ("" when it cannot say)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container uid)
+        return ""
 
 
 class Command(BaseCommand):
@@ -15,16 +31,17 @@ class Command(BaseCommand):
         if all == bool(username):
             raise CommandError("Give either a username or --all.")
         ledger = QuotaLedger()
+        record = {"actor_name": shell_account(), "source": QuotaReset.Source.COMMAND}
         try:
             if all:
-                reset = ledger.reset_all()
+                reset = ledger.reset_all(**record)
             else:
                 User = get_user_model()
                 try:
                     user = User._default_manager.get_by_natural_key(username)
                 except User.DoesNotExist:
                     raise CommandError(f"No user named {username!r}.") from None
-                reset = [(user, ledger.reset(user))]
+                reset = [(user, ledger.reset(user, **record))]
         except QuotaStoreUnavailable as exc:
             raise CommandError(str(exc)) from exc
         for user, previous in reset:
