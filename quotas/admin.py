@@ -129,7 +129,7 @@ class QuotaChangeList(ChangeList):
 
 @admin.register(UserQuota)
 class UserQuotaAdmin(admin.ModelAdmin):
-    list_display = ["username", "is_staff", "used", "limit", "remaining", "resets", "usage", "reset_button"]
+    list_display = ["username", "staff", "used", "limit", "remaining", "resets", "usage", "reset_button"]
     list_display_links = None
     list_filter = [QuotaStatusFilter, "is_staff"]
     search_fields = ["username"]
@@ -174,12 +174,16 @@ class UserQuotaAdmin(admin.ModelAdmin):
     def _state(user) -> QuotaState | None:
         return getattr(user, "quota_state", None)
 
-    @admin.display(description="used today", ordering="used_today")
+    @admin.display(description="staff", boolean=True, ordering="is_staff")
+    def staff(self, user):
+        return user.is_staff
+
+    @admin.display(description="used", ordering="used_today")
     def used(self, user):
         state = self._state(user)
         return "?" if state is None else state.used
 
-    @admin.display(description="daily limit", ordering="daily_limit")
+    @admin.display(description="limit", ordering="daily_limit")
     def limit(self, user):
         state = self._state(user)
         return state.limit if state is not None else user.daily_limit
@@ -194,9 +198,10 @@ class UserQuotaAdmin(admin.ModelAdmin):
         state = self._state(user)
         if state is None:
             return "?"
-        return format_html('<time datetime="{}">{}</time> <span class="quota-until">({})</span>',
-                           state.resets_at.isoformat(), dateformat.format(state.resets_at, "Y-m-d H:i T"),
-                           until(state.seconds_to_reset))
+        # Always the next local midnight, so the time says it all; the date is in the tooltip.
+        return format_html('<time datetime="{}" title="{}">{}</time><br><span class="quota-until">{}</span>',
+                           state.resets_at.isoformat(), dateformat.format(state.resets_at, "l Y-m-d H:i T"),
+                           dateformat.format(state.resets_at, "H:i T"), until(state.seconds_to_reset))
 
     @admin.display(description="usage", ordering="usage_ratio")
     def usage(self, user):
