@@ -1,11 +1,12 @@
 # make run   install (if needed), migrate, create the built-in users, serve on 0.0.0.0:8000 with gunicorn
-# make test  install dev requirements (if needed), make sure a Redis answers on 127.0.0.1:6379, run pytest
+# make test  install dev requirements (if needed), make sure a Redis answers on 127.0.0.1:6379 and Chromium is
+#            installed for the browser test, run pytest
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev redis
+.PHONY: run test install install-dev redis browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,18 @@ redis:
 	  echo "no Redis on 127.0.0.1:6379 and no redis-server: integration tests will skip (or fail under CI=true)"; \
 	fi
 
+# The admin's browser test drives Debian's headless Chromium. On a fresh machine as root (CI), install it with apt;
+# elsewhere say how. Selenium is given both paths, so it never downloads a browser or a driver itself.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  echo "chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium and chromium-driver with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+	  echo "no chromium/chromedriver: apt-get install chromium chromium-driver (the browser test skips, or fails under CI=true)"; \
+	fi
+
 # pytest's exit status is make's: 5 (no tests collected) fails too, since this suite always has tests.
-test: install-dev redis
+test: install-dev redis browser
 	$(BIN)/python -m pytest
