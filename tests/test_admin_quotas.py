@@ -167,11 +167,16 @@ def test_over_80_filter_keeps_users_past_80_percent(admin_client, three_users, d
     assert usernames(admin_client.get(PAGE, {"quota": "over80"})) == ["user_c", "user_d"]
 
 
-def test_filter_and_sort_by_usage_read_every_counter_in_batches(admin_client, django_user_model, fake_redis,
-                                                                 monkeypatch):
+def test_10000_users_page_sort_and_filter_read_counters_in_batches(admin_client, django_user_model, fake_redis,
+                                                                    monkeypatch):
     django_user_model.objects.bulk_create(django_user_model(username=f"u{i:05d}") for i in range(10_000))
+    # Every user has used 1 to 40 of 50 today, but u07777 has used 49.
+    ledger = QuotaLedger()
+    day = ledger.usage(django_user_model.objects.get(username="admin")).day
     heavy = django_user_model.objects.get(username="u07777")
-    spend(heavy, 9)
+    pks = django_user_model.objects.values_list("pk", flat=True)
+    fake_redis.mset({ledger._key(day, pk): 1 + pk % 40 for pk in pks})
+    fake_redis.set(ledger._key(day, heavy.pk), 49)
     calls = []
     original = fake_redis.mget
     monkeypatch.setattr(fake_redis, "mget", lambda keys: calls.append(len(keys)) or original(keys))
@@ -186,6 +191,7 @@ def test_filter_and_sort_by_usage_read_every_counter_in_batches(admin_client, dj
     response = admin_client.get(PAGE, {"o": f"-{column(response, 'used')}"})
     assert usernames(response)[0] == "u07777"
     assert max(calls) <= 500 and sum(calls) == 10_001 + 100  # every user once in batches, then the page
+    assert usernames(admin_client.get(PAGE, {"quota": "over80"})) == ["u07777"]
 
 
 def test_query_count_does_not_grow_with_the_page(admin_client, django_user_model):
