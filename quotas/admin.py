@@ -125,6 +125,7 @@ class QuotaChangeList(ChangeList):
             states = [None] * len(self.result_list)
         for user, state in zip(self.result_list, states):
             user.quota_state = state
+            user.quota_changelist_filters = self.preserved_filters  # so a reset returns to this very listing
 
 
 @admin.register(UserQuota)
@@ -219,6 +220,9 @@ class UserQuotaAdmin(admin.ModelAdmin):
     def reset_button(self, user):
         url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_reset", args=[user.pk],
                       current_app=self.admin_site.name)
+        filters = getattr(user, "quota_changelist_filters", "")
+        if filters:
+            url = f"{url}?{filters}"
         return format_html('<a class="button quota-reset" href="{}">Reset…</a>', url)
 
     # --- resets: the row button's confirmation page, and the bulk action ------------------------------

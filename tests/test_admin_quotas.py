@@ -280,9 +280,11 @@ def test_row_reset_is_recorded_with_who_whom_when_and_the_count_before(admin_cli
     assert record.day == QuotaLedger().usage(pinpin).day and record.reset_at is not None
 
 
-def test_reset_keeps_the_listings_filters(admin_client, pinpin):
-    response = admin_client.post(f"{PAGE}{pinpin.pk}/reset/?_changelist_filters=q%3Dpin")
-    assert response["Location"] == f"{PAGE}?q=pin"
+def test_reset_returns_to_the_same_search_and_sort(admin_client, pinpin):
+    html = admin_client.get(PAGE, {"q": "pin", "o": "-3"}).content.decode()
+    link = f"{PAGE}{pinpin.pk}/reset/?_changelist_filters=q%3Dpin%26o%3D-3"
+    assert f'href="{link}"' in html
+    assert admin_client.post(link)["Location"] == f"{PAGE}?q=pin&o=-3"
 
 
 def test_reset_requires_a_csrf_token(admin_user, pinpin):
