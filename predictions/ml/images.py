@@ -51,6 +51,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Ima
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"The image is {width}x{height} pixels; at most {max_pixels:,} pixels are accepted.")
+    if max(width, height) > 10 * min(width, height):  # a strip, not a photo; the detector's tiles blow up on it
+        raise InvalidImage(f"The image is {width}x{height} pixels: too elongated for a photo (at most 10:1).")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
