@@ -5,6 +5,10 @@ check is remembered in a small per-process LRU, keyed by HMAC(SECRET_KEY, userna
 itself is never stored. An entry holds the user's pk and an HMAC fingerprint of the user's password *hash*; on
 a hit the user is loaded (one query) and must still be active, with the same username and password hash, so a
 password change, a rename or a deactivation takes effect on the next request. Anything else falls back to the full check.
+
+The full check goes through the authentication backend, :class:`genderapi.lockout.LockoutModelBackend`, which
+counts failures and refuses locked-out attempts with 429; a cache hit never reaches it, so an already verified
+client pays no Redis round trip for the lockout (and keeps working while someone else fails at its username).
 """
 from __future__ import annotations
 

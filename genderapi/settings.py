@@ -215,6 +215,13 @@ FILE_UPLOAD_HANDLERS = [
 ]
 
 # --- Users -------------------------------------------------------------------------------------------
+# Password sign-in (Basic auth and the admin form) goes through genderapi.lockout: after this many failures
+# within AUTH_LOCKOUT_SECONDS of each other, per username or per client address, sign-in answers 429 +
+# Retry-After without checking the password. 0 turns a counter off.
+AUTHENTICATION_BACKENDS = ["genderapi.lockout.LockoutModelBackend"]
+AUTH_LOCKOUT_USER_FAILURES = env_int("AUTH_LOCKOUT_USER_FAILURES", 10, minimum=0)
+AUTH_LOCKOUT_ADDRESS_FAILURES = env_int("AUTH_LOCKOUT_ADDRESS_FAILURES", 50, minimum=0)
+AUTH_LOCKOUT_SECONDS = env_int("AUTH_LOCKOUT_SECONDS", 900, minimum=1)
 PINPIN_PASSWORD = env_str("PINPIN_PASSWORD", "azerty")
 ADMIN_PASSWORD = env_str("ADMIN_PASSWORD", "admin_password")
 
@@ -230,6 +237,10 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "genderapi.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Reverse proxies in front of the app whose X-Forwarded-For entry is trusted for the client address (the
+    # sign-in lockout counts per address). 0: the socket's address, and X-Forwarded-For is ignored (it is
+    # whatever the client says).
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
 }
 
 # --- Logging: stdout only. Nothing here formats request headers, so Authorization never reaches a log. ---

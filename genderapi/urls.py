@@ -3,6 +3,10 @@ from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 
 from . import health
+from .lockout import LockoutAdminAuthenticationForm
+
+# The admin's login form checks passwords too: it goes through the same lockout as Basic auth.
+admin.site.login_form = LockoutAdminAuthenticationForm
 
 urlpatterns = [
     re_path(r"^healthz/?$", health.HealthView.as_view(), name="healthz"),
