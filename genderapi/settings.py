@@ -198,6 +198,9 @@ else:
 
 QUOTA_DAILY_LIMIT = env_int("QUOTA_DAILY_LIMIT", 50, minimum=0)
 QUOTA_KEY_PREFIX = env_str("QUOTA_KEY_PREFIX", "genderapi")
+# Redis down: by default /predict/ answers 503 (fail closed). True serves predictions uncounted, with a warning
+# logged per request, for operators who prefer availability to enforcement.
+QUOTA_FAIL_OPEN = env_bool("QUOTA_FAIL_OPEN", False)
 
 # --- Prediction --------------------------------------------------------------------------------------
 MODEL_PATH = env_str("MODEL_PATH", str(BASE_DIR / "model.h5"))

@@ -3,11 +3,15 @@
 The charge comes first, so a client over quota gets its 429 before the upload is read or the model runs. A
 charge stands only when the request yields an analysis: any failure after it (missing file, image rejected
 by the pipeline, model unavailable, a bug) refunds it. Every response from here on carries the quota headers.
+
+If the quota store is down, the request fails closed (503 + Retry-After) unless ``QUOTA_FAIL_OPEN`` is set: then
+it is served uncounted (``"quota": null``, no quota headers) and a warning is logged.
 """
 from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -41,8 +45,14 @@ class PredictView(LedgerAPIView):
 
     def post(self, request):
         ledger = QuotaLedger()
-        self.quota = ledger.charge(request.user)
-        if not self.quota.allowed:
+        try:
+            self.quota = ledger.charge(request.user)
+        except QuotaStoreUnavailable as exc:
+            if not settings.QUOTA_FAIL_OPEN:
+                raise
+            logger.warning("quota store unavailable, serving uncounted (QUOTA_FAIL_OPEN) request_id=%s "
+                           "user=%s: %s", request.request_id, request.user.get_username(), exc)
+        if self.quota is not None and not self.quota.allowed:
             return error_response(
                 f"Daily quota exceeded: {self.quota.used} of {self.quota.limit} predictions used; "
                 f"it resets at {self.quota.resets_at.isoformat()}.",
@@ -51,11 +61,12 @@ class PredictView(LedgerAPIView):
             data = self.uploaded_bytes(request)
             analysis = runtime.get_pipeline().analyse(data)
         except Exception:
-            self.refund(ledger, request.user)
+            if self.quota is not None:
+                self.refund(ledger, request.user)
             raise
         body = analysis.to_dict()
         body["request_id"] = request.request_id
-        body["quota"] = self.quota.to_dict()
+        body["quota"] = self.quota.to_dict() if self.quota is not None else None
         logger.info("prediction request_id=%s user=%s faces=%d", request.request_id,
                     request.user.get_username(), len(body.get("faces", [])))
         return Response(body)

@@ -39,13 +39,15 @@ from django_redis import get_redis_connection
 from .models import DailyLimitOverride, QuotaReset
 
 # KEYS[1] counter; ARGV[1] limit, ARGV[2] seconds until the day ends. Returns {allowed (0/1), used}.
+# The expiry is set whenever the key has none (-1), not only on creation: a key left without one (written by
+# hand, or by an older version) heals on its next charge instead of living forever.
 _CHARGE = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 if used >= tonumber(ARGV[1]) then
   return {0, used}
 end
 used = redis.call('INCR', KEYS[1])
-if used == 1 then
+if redis.call('TTL', KEYS[1]) == -1 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 return {1, used}

@@ -161,3 +161,32 @@ def real_redis(monkeypatch, settings):
         probe.delete(*keys)
     probe.close()
 
+
+# --- the real pipeline with a stand-in model ---------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def stand_in_model(tmp_path_factory) -> str:
+    """Path of a ``model.h5`` with the production architecture and untrained (seeded) weights.
+
+    For tests that need the real pipeline (decoding, face detection, crops, one forward pass) for what it does
+    with an input -- status codes, shapes, quota accounting -- and never for what it predicts, so they hold
+    whatever model.h5 is committed, or none. Builds it with Keras (TensorFlow import: seconds).
+    """
+    import keras
+
+    from predictions.ml.classifier import ClassifierConfig, write_config
+    from predictions.ml.training import build_model
+
+    path = str(tmp_path_factory.mktemp("stand-in-model") / "model.h5")
+    keras.utils.set_random_seed(0)
+    build_model(64, width=0.25).save(path)
+    write_config(path, ClassifierConfig())
+    return path
+
+
+@pytest.fixture(scope="session")
+def stand_in_pipeline(stand_in_model):
+    """A GenderPipeline (real decoder and detector) over :func:`stand_in_model`, loaded once per session."""
+    from predictions.ml.pipeline import GenderPipeline
+
+    return GenderPipeline.load(stand_in_model)
