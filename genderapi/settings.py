@@ -246,6 +246,18 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
 }
 
+# --- HTTPS: terminated by a proxy or load balancer in front of the app; these tell Django about it. ---
+# Off by default because the app itself speaks plain HTTP (compose, local runs). Behind TLS, set them (see
+# docs/service.md, "HTTPS"); `manage.py check --deploy` then passes.
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]  # probes speak plain HTTP inside the cluster
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+
 # --- Logging: stdout only. Nothing here formats request headers, so Authorization never reaches a log. ---
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

@@ -106,7 +106,6 @@ def test_a_stalled_redis_gives_a_503_within_seconds_and_the_service_recovers(cli
     # The stalled server may still run the charges it received before it stopped answering: the unit that got a
     # 503 can be counted (twice with the client's retry), never refunded blindly -- it errs against the client,
     # within the limit, rather than serving uncounted predictions.
-    print("count after the stall:", response.json()["quota"]["used"])
     assert 2 <= response.json()["quota"]["used"] <= 4
 
 
