@@ -155,9 +155,11 @@ def redis_cache_config(url: str) -> dict:
 
     Short timeouts and a single immediate retry: a dropped pooled connection (Redis restarted) is re-made
     transparently, while a Redis that is down costs a request milliseconds before its 503, not the seconds
-    of redis-py's default exponential back-off.
+    of redis-py's default exponential back-off. Not on a timeout: the command may have reached a stalled
+    Redis, which would then run the charge script twice when it resumes.
     """
     from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.retry import Retry
 
     return {
@@ -166,7 +168,7 @@ def redis_cache_config(url: str) -> dict:
         "OPTIONS": {
             "SOCKET_CONNECT_TIMEOUT": 1,
             "SOCKET_TIMEOUT": 1,
-            "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1)},
+            "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))},
         },
     }
 

@@ -98,15 +98,15 @@ def test_a_stalled_redis_gives_a_503_within_seconds_and_the_service_recovers(cli
     try:
         started = time.monotonic()
         assert_store_unavailable(predict(client, pinpin_auth))
-        assert time.monotonic() - started < 5  # SOCKET_TIMEOUT 1 s, one retry: a worker is never stuck
+        assert time.monotonic() - started < 3  # SOCKET_TIMEOUT 1 s, no retry on a timeout: never stuck
     finally:
         store.process.send_signal(signal.SIGCONT)
     response = predict(client, pinpin_auth)
     assert response.status_code == 200
-    # The stalled server may still run the charges it received before it stopped answering: the unit that got a
-    # 503 can be counted (twice with the client's retry), never refunded blindly -- it errs against the client,
-    # within the limit, rather than serving uncounted predictions.
-    assert 2 <= response.json()["quota"]["used"] <= 4
+    # The stalled server may still run the charge it received before it stopped answering: the request that got
+    # a 503 can cost its unit, never refunded blindly (it may not have run) -- erring against the client, within
+    # the limit. Never two: a timed-out command is not sent again.
+    assert response.json()["quota"]["used"] in (2, 3)
 
 
 def test_with_quota_fail_open_predictions_are_served_uncounted_and_logged(
