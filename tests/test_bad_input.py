@@ -190,13 +190,10 @@ def test_a_face_cut_by_the_border_gets_a_box_clipped_to_the_image(client, pinpin
     assert body["faces"][0]["box"]["x"] == 0  # assert_analysed checked the rest lies inside
 
 
-@pytest.mark.xfail(strict=True, reason="predictions/ml/detector.py crops tiles past the short side of long photos")
 def test_the_detector_never_crops_tiles_beyond_the_image(stand_in_pipeline, monkeypatch):
-    """On a photo more than twice as long as wide, the detector's second pass crops square tiles whose side is
-    half the long side, so they reach past the short side: PIL allocates the whole square. A 1x40,000,000 PNG
-    (40 KB, within MAX_IMAGE_PIXELS) made it allocate terabytes and get OOM-killed; decode_image now refuses
-    strips past 10:1, which bounds it, but at 10:1 a tile is still 2.5x the photo. Clip the tiles to the image
-    (predictions/ml/detector.py, FaceDetector.detect) and this test passes."""
+    """The detector's tiled second pass crops only inside the photo. Tiles once had a side of half the long side,
+    reaching past the short side of a long strip, so PIL allocated the whole square: a 1x40,000,000 PNG (40 KB,
+    within MAX_IMAGE_PIXELS) got the process OOM-killed."""
     crops = []
     original = Image.Image.crop
 

@@ -22,6 +22,7 @@ INPUT_SIZE = 128
 MIN_SCORE = 0.5
 NMS_IOU = 0.3
 WIDE_RATIO = 1.6  # photos wider than this (either way) are also searched in tiles
+MIN_TILE = 48  # px; smaller tiles would only upsample
 TILE_MIN_SCORE = 0.65  # tiles zoom in on texture (a cat's fur...): they must be surer than the whole-photo pass
 # MediaPipe keypoint order for BlazeFace; "right" is the subject's right (image left in a frontal photo).
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
@@ -108,15 +109,15 @@ class FaceDetector:
 
         The short-range model sees the photo at 128 px, so a face under ~8% of the photo's longer side is lost.
         When the first pass finds nothing, or the photo is much wider than tall (group shots, panoramas), it
-        looks again in overlapping square tiles and merges everything with the same weighted NMS.
+        looks again in overlapping square tiles (inside the photo, up to a 2x zoom; at most 3x3 of them for the
+        aspect ratios decode_image accepts) and merges everything with the same weighted NMS.
         """
         width, height = image.size
         found = self._detect_in(image, 0, 0)
         if not found or max(width, height) > WIDE_RATIO * min(width, height):
-            side = max(min(width, height), -(-max(width, height) // 2))
-            for x0, y0 in _tile_origins(width, height, side):
-                if (x0, y0, side) == (0, 0, max(width, height)):
-                    continue
+            # square tiles inside the photo: at most its short side, at most half its long side (a 2x zoom)
+            side = min(width, height, -(-max(width, height) // 2))
+            for x0, y0 in (_tile_origins(width, height, side) if side >= MIN_TILE else []):
                 found += self._detect_in(image.crop((x0, y0, x0 + side, y0 + side)), x0, y0,
                                         max(self.min_score, TILE_MIN_SCORE))
             if found:
