@@ -109,8 +109,8 @@ class FaceDetector:
 
         The short-range model sees the photo at 128 px, so a face under ~8% of the photo's longer side is lost.
         When the first pass finds nothing, or the photo is much wider than tall (group shots, panoramas), it
-        looks again in overlapping square tiles (inside the photo, up to a 2x zoom; at most 3x3 of them for the
-        aspect ratios decode_image accepts) and merges everything with the same weighted NMS.
+        looks again in overlapping square tiles (inside the photo, up to a 2x zoom: 3x3 of them on a square photo, at
+        most 13 on the 10:1 strips decode_image accepts) and merges everything with the same weighted NMS.
         """
         width, height = image.size
         found = self._detect_in(image, 0, 0)
