@@ -33,6 +33,7 @@ class TrainingOptions:
     seed: int = 1337
     limit: int | None = None  # train on the first N records only (smoke runs)
     flip_average: bool = True
+    init_from: str | None = None  # continue from this model's weights (a second, warm-restarted schedule)
     workers: int = 2
     log: callable = print
 
@@ -141,6 +142,9 @@ def train(options: TrainingOptions) -> dict:
         f"face found by the detector in {data['detected'].mean():.2%} of chips")
 
     model = build_model(options.input_size, options.width)
+    if options.init_from:
+        model.load_weights(options.init_from)
+        log(f"weights: starting from {options.init_from}")
     steps = max(1, int(np.ceil(len(y_train) / options.batch_size))) * options.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         options.learning_rate / 10, steps, alpha=0.01,
@@ -180,6 +184,7 @@ def train(options: TrainingOptions) -> dict:
     elapsed = time.time() - started
     report = {
         "data": os.path.basename(options.data), "seed": options.seed, "epochs": options.epochs,
+        "learning_rate": options.learning_rate, "init_from": options.init_from,
         "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
         "train_images": int(train_mask.sum()), "validation_images": int(val_mask.sum()),
         "split": "test = sha1(basename)[0] < 26 (held out); validation = sha1(basename)[1] < 26",

@@ -21,6 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--input-size", type=int, default=defaults.input_size)
         parser.add_argument("--width", type=float, default=defaults.width, help="channel multiplier")
         parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument("--init-from", default=None,
+                            help="start from this model's weights (a warm restart: a second cosine schedule)")
         parser.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
 
     def handle(self, *args, **opts):
@@ -31,6 +33,6 @@ class Command(BaseCommand):
         options = TrainingOptions(
             data=opts["data"], output=opts["output"], cache_dir=opts["cache_dir"], epochs=opts["epochs"],
             batch_size=opts["batch_size"], learning_rate=opts["learning_rate"], input_size=opts["input_size"],
-            width=opts["width"], seed=opts["seed"], limit=opts["limit"],
+            width=opts["width"], seed=opts["seed"], limit=opts["limit"], init_from=opts["init_from"],
             log=lambda line: self.stdout.write(line))
         train(options)
