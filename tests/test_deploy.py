@@ -31,6 +31,22 @@ def test_docker_compose_file_is_valid():
     assert result.returncode == 0, result.stderr
 
 
+def test_the_scale_profile_runs_replicas_behind_nginx_sharing_one_redis():
+    command = compose_command()
+    if command is None:
+        pytest.skip("no docker compose client on this machine")
+    result = subprocess.run([*command, "-f", str(ROOT / "docker-compose.yml"), "--profile", "scale", "config"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, "API_REPLICAS": "4"})
+    assert result.returncode == 0, result.stderr
+    rendered = result.stdout  # the resolved file, as YAML text (PyYAML is not a dependency)
+    replica = rendered[rendered.index("  api-replica:"):rendered.index("  lb:")]
+    assert "replicas: 4" in replica
+    assert "REDIS_URL: redis://redis:6379/0" in replica and "NUM_PROXIES: '1'" in replica
+    assert "api-replica:" in rendered[rendered.index("  lb:"):]
+    nginx = (ROOT / "docker" / "nginx.conf").read_text()
+    assert "proxy_pass $api;" in nginx and "http://api-replica:8000" in nginx
+
+
 def gunicorn_config(monkeypatch, **env) -> dict:
     for name in ("REDIS_URL", "WORKERS", "THREADS", "PORT"):
         monkeypatch.delenv(name, raising=False)
