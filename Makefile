@@ -1,12 +1,12 @@
 # make run   install (if needed), migrate, create the built-in users, serve on 0.0.0.0:8000 with gunicorn
 # make test  install dev requirements (if needed), make sure a Redis answers on 127.0.0.1:6379 and Chromium is
-#            installed for the browser test, run pytest
+#            installed for the browser test (and a compose client for the deployment tests), run pytest
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev redis browser
+.PHONY: run test install install-dev redis tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,20 +44,26 @@ redis:
 	  echo "no Redis on 127.0.0.1:6379 and no redis-server: integration tests will skip (or fail under CI=true)"; \
 	fi
 
-# The admin's browser test drives Debian's headless Chromium. On a fresh machine as root (CI), install it with apt;
-# elsewhere say how. Selenium is given both paths, so it never downloads a browser or a driver itself.
-browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
-	  echo "chromium and chromedriver are installed"; \
+# The admin's browser test drives Debian's headless Chromium, and the deployment tests validate docker-compose.yml
+# with a compose client (this machine has the docker CLI without its compose plugin). On a fresh machine as root
+# (CI), install what is missing with apt; elsewhere say how. Selenium is given both browser paths, so it never
+# downloads a browser or a driver itself.
+tools:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; } || missing="$$missing docker-compose"; \
+	if [ -z "$$missing" ]; then \
+	  echo "chromium, chromedriver and a compose client are installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing chromium and chromium-driver with apt"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  echo "installing$$missing with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else \
-	  echo "no chromium/chromedriver: apt-get install chromium chromium-driver (the browser test skips, or fails under CI=true)"; \
+	  echo "missing:$$missing (apt-get install$$missing); the browser and compose tests skip (the browser test fails under CI=true)"; \
 	fi
 
 # pytest's exit status is make's: 5 (no tests collected) fails too, since this suite always has tests.
-test: install-dev redis browser
+test: install-dev redis tools
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests (exit 5): a failure, this suite is never empty" >&2; fi; \
 	exit $$status
