@@ -347,9 +347,9 @@ def summary(inproc, servers) -> list[str]:
         f"one 1280-px portrait at c=1, p50 (target <= 60 ms): HTTP {one['portrait_1280_c1_p50_ms']} ms, "
         f"in-process {inproc['portrait_1280_ms_p50']} ms",
         f"classifier, one face crop, p50 (target <= 5 ms): {inproc['classify_one_crop_ms_p50']} ms",
-        f"cold start to first prediction: " + ", ".join(f"{s['workers']} worker(s) {s['cold_start_s']} s"
+        "cold start to first prediction: " + ", ".join(f"{s['workers']} worker(s) {s['cold_start_s']} s"
                                                        for s in servers),
-        f"resident memory per worker: " + ", ".join(f"{s['workers']} worker(s) {s['rss_mb_per_worker']} MB"
+        "resident memory per worker: " + ", ".join(f"{s['workers']} worker(s) {s['rss_mb_per_worker']} MB"
                                                    for s in servers),
         f"best throughput: {max(r['photos_per_s'] for r in best['by_concurrency'].values())} photos/s "
         f"with {best['workers']} worker(s)",

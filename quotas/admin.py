@@ -52,6 +52,19 @@ def describe_resets(reset: list[tuple[object, int]]) -> str:
     return f"{named} and {more} more" if more > 0 else named
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A listing no one adds to, edits or deletes from, superusers included."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class QuotaStatusFilter(admin.SimpleListFilter):
     title = "quota used today"
     parameter_name = "quota"
@@ -129,7 +142,7 @@ class QuotaChangeList(ChangeList):
 
 
 @admin.register(UserQuota)
-class UserQuotaAdmin(admin.ModelAdmin):
+class UserQuotaAdmin(ReadOnlyAdmin):
     list_display = ["username", "staff", "used", "limit", "remaining", "resets", "usage", "reset_button"]
     list_display_links = None
     list_filter = [QuotaStatusFilter, "is_staff"]
@@ -140,16 +153,7 @@ class UserQuotaAdmin(admin.ModelAdmin):
     actions = ["reset_selected"]
     show_facets = admin.ShowFacets.NEVER  # facet counts by usage would read every counter on every view
 
-    # --- permissions: a view-only listing; resetting takes quotas.reset_quota ------------------------
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # --- permissions: a view-only listing (ReadOnlyAdmin); resetting takes quotas.reset_quota --------
 
     def has_reset_permission(self, request) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.reset_quota")
@@ -318,7 +322,7 @@ class DailyLimitOverrideAdmin(admin.ModelAdmin):
 
 
 @admin.register(QuotaReset)
-class QuotaResetAdmin(admin.ModelAdmin):
+class QuotaResetAdmin(ReadOnlyAdmin):
     """The record of resets: read-only for everyone, superusers included."""
 
     list_display = ["reset_at", "username", "previous_used", "actor_name", "source", "day"]
@@ -327,11 +331,3 @@ class QuotaResetAdmin(admin.ModelAdmin):
     date_hierarchy = "reset_at"
     list_per_page = 100
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -2,12 +2,12 @@
 django-redis configured as in production. Each test uses its own key prefix and deletes only its keys."""
 from __future__ import annotations
 
-import threading
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from quotas.ledger import QuotaLedger
+from tests.helpers import charge_concurrently
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -27,20 +27,7 @@ def test_charge_refund_reset_round_trip(real_redis, pinpin, settings):
 
 def test_concurrent_charges_never_exceed_the_limit(real_redis, pinpin, settings):
     settings.QUOTA_DAILY_LIMIT = 25
-    accepted = []
-    barrier = threading.Barrier(10)
-
-    def worker():
-        ledger = QuotaLedger()
-        barrier.wait()
-        for _ in range(10):
-            accepted.append(ledger.charge(pinpin).allowed)
-
-    threads = [threading.Thread(target=worker) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    accepted = charge_concurrently(pinpin, threads=10, charges_per_thread=10)
     assert accepted.count(True) == 25
     assert QuotaLedger().usage(pinpin).used == 25
 

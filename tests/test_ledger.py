@@ -1,7 +1,6 @@
 """QuotaLedger against a fresh fakeredis per test, with a controlled clock."""
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -9,16 +8,9 @@ import pytest
 
 from quotas.ledger import QuotaLedger, QuotaStoreUnavailable
 from quotas.models import DailyLimitOverride, QuotaReset
+from tests.helpers import Clock, charge_concurrently
 
 PARIS = ZoneInfo("Europe/Paris")
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def paris(*args) -> datetime:
@@ -169,22 +161,9 @@ def test_dst_day_one_second_before_midnight_still_counts_on_that_day(ledger, pin
 @pytest.mark.django_db(transaction=True)
 def test_charge_is_atomic_under_concurrency(fake_redis, pinpin, settings):
     settings.QUOTA_DAILY_LIMIT = 20
-    ledger = QuotaLedger()
-    accepted = []
-    barrier = threading.Barrier(8)
-
-    def worker():
-        barrier.wait()
-        for _ in range(10):
-            accepted.append(ledger.charge(pinpin).allowed)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    accepted = charge_concurrently(pinpin, threads=8, charges_per_thread=10)
     assert accepted.count(True) == 20
-    assert ledger.usage(pinpin).used == 20
+    assert QuotaLedger().usage(pinpin).used == 20
 
 
 def test_store_errors_raise_quota_store_unavailable(broken_redis, pinpin):

@@ -11,17 +11,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone as django_timezone
 
 from quotas.ledger import QuotaLedger
+from tests.helpers import Clock
 
 SANTIAGO = ZoneInfo("America/Santiago")  # DST starts and ends at midnight
 PARIS = ZoneInfo("Europe/Paris")
 
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

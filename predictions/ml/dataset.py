@@ -8,7 +8,6 @@ repeat the detection. The fixed TEST split rule comes from ``shared/data/README.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
