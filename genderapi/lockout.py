@@ -85,6 +85,8 @@ class LoginLockout:
         self.counters = [(key, limit) for key, limit in self.counters if limit > 0]
         self._client = client
         self.user_failures = 0
+        self.username = username
+        self.address = address
 
     @property
     def client(self) -> redis.Redis:
@@ -114,6 +116,8 @@ class LoginLockout:
 
     def record_failure(self) -> None:
         """Count one failure on both counters and push their expiry ``AUTH_LOCKOUT_SECONDS`` ahead, atomically."""
+        # The attempted username (never the password), shortened and quoted: it comes from the client.
+        logger.info("sign-in failed: user=%r address=%s", self.username[:64], self.address or "-")
         if not self.counters:
             return
         try:

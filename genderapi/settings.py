@@ -104,6 +104,8 @@ MIDDLEWARE = [
     # before anything reads them.
     "genderapi.middleware.RequestIDMiddleware",
     "genderapi.middleware.UploadSizeLimitMiddleware",
+    # Probes answer before the Host header is checked (Kubernetes probes send the pod IP as Host).
+    "genderapi.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -176,6 +178,13 @@ def redis_cache_config(url: str) -> dict:
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 QUOTA_STORE_EMBEDDED = not REDIS_URL
 if REDIS_URL:
+    from redis.connection import parse_url
+
+    try:
+        parse_url(REDIS_URL)
+    except ValueError as exc:  # the message never repeats the URL: it may hold a password
+        raise ImproperlyConfigured(
+            f"REDIS_URL is not a Redis URL ({exc}); expected e.g. redis://127.0.0.1:6379/0") from None
     CACHES = {"default": redis_cache_config(REDIS_URL)}
 else:
     import fakeredis
@@ -268,11 +277,17 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
     },
+    "filters": {"without_traceback": {"()": "genderapi.logfilters.WithoutTraceback"}},
     "handlers": {
         "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"},
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # 4xx answers are in the access log already; 5xx (ERROR) still come with their traceback.
+        "django.request": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
+        # A Host not in ALLOWED_HOSTS: one line, no traceback.
+        "django.security.DisallowedHost": {"handlers": ["stdout"], "level": "WARNING", "propagate": False,
+                                           "filters": ["without_traceback"]},
     },
 }

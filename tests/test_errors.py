@@ -100,6 +100,6 @@ def test_method_not_allowed_gets_405_json(client, pinpin_auth):
 
 
 def test_disallowed_host_gets_400_json(client):
-    response = client.get("/healthz", HTTP_HOST="evil.example")
+    response = client.get("/quota/", HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert response.json() == {"error": "Bad request."}

@@ -10,6 +10,12 @@ from quotas.ledger import QuotaLedger
 from quotas.models import QuotaReset
 
 
+@pytest.fixture(autouse=True)
+def shared_store(settings):
+    """As with REDIS_URL set: the command and the server share one store (here the test's fakeredis)."""
+    settings.QUOTA_STORE_EMBEDDED = False
+
+
 def run(*args) -> str:
     out = StringIO()
     call_command("resetquota", *args, stdout=out)
@@ -61,3 +67,12 @@ def test_each_reset_is_recorded_as_the_command_with_the_shell_account(pinpin, ad
                                                                   "source"))
     assert records == [("pinpin", 3, "deploy", "command"), ("admin", 0, "deploy", "command"),
                        ("pinpin", 0, "deploy", "command")]
+
+
+def test_with_the_embedded_store_it_refuses_and_records_nothing(pinpin, settings):
+    settings.QUOTA_STORE_EMBEDDED = True  # no REDIS_URL: the server's counters are out of this process's reach
+    spend(pinpin, 3)
+    with pytest.raises(CommandError, match="REDIS_URL is not set.*reset_quota"):
+        run("pinpin")
+    assert QuotaLedger().usage(pinpin).used == 3
+    assert not QuotaReset.objects.exists()

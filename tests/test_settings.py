@@ -49,3 +49,10 @@ def test_a_malformed_number_stops_start_up_with_a_clear_message(tmp_path):
     result = start(tmp_path, QUOTA_DAILY_LIMIT="fifty")
     assert result.returncode != 0
     assert "QUOTA_DAILY_LIMIT must be an integer, not 'fifty'" in result.stderr
+
+
+def test_a_malformed_redis_url_stops_start_up_without_echoing_it(tmp_path):
+    result = start(tmp_path, DJANGO_SECRET_KEY="x" * 50, REDIS_URL="s3cret@127.0.0.1:6391")
+    assert result.returncode != 0
+    assert "REDIS_URL is not a Redis URL" in result.stderr and "redis://127.0.0.1:6379/0" in result.stderr
+    assert "s3cret" not in result.stderr

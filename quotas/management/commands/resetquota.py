@@ -5,6 +5,7 @@ command as the one who did it, since there is no Django user at a shell.
 """
 import getpass
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
@@ -30,6 +31,12 @@ class Command(BaseCommand):
     def handle(self, *args, username=None, all=False, **options):
         if all == bool(username):
             raise CommandError("Give either a username or --all.")
+        if settings.QUOTA_STORE_EMBEDDED:
+            # The counters live inside the server's process; this process would reset a store of its own.
+            raise CommandError(
+                "REDIS_URL is not set, so the counters live inside the running server's process (embedded "
+                "store) and this command cannot reach them. Run it with the server's REDIS_URL, or reset "
+                "from the admin's Quotas page or with POST /user/<username>/reset_quota.")
         ledger = QuotaLedger()
         record = {"actor_name": shell_account(), "source": QuotaReset.Source.COMMAND}
         try:
