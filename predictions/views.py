@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -73,9 +73,12 @@ class PredictView(LedgerAPIView):
 
     @staticmethod
     def uploaded_bytes(request) -> bytes:
-        upload = request.FILES.get(FILE_FIELD)
-        if upload is None:
+        uploads = request.FILES.getlist(FILE_FIELD)
+        if not uploads:
             raise ParseError(f'Send the image as a multipart/form-data file field named "{FILE_FIELD}".')
+        if len(uploads) > 1:
+            raise ParseError(f'Send one image per request: the form has {len(uploads)} files named "{FILE_FIELD}".')
+        upload = uploads[0]
         data = upload.read()
         if not data:
             raise ParseError("The uploaded file is empty.")
@@ -88,6 +91,11 @@ class PredictView(LedgerAPIView):
             logger.warning("could not refund the quota of %s: %s", user.get_username(), exc)
 
     def handle_exception(self, exc):
+        if isinstance(exc, UnsupportedMediaType):  # e.g. the raw image as the body instead of a form
+            content_type = self.request.META.get("CONTENT_TYPE", "")[:100] or "none"
+            return error_response(
+                f'Send the image as multipart/form-data with a file field named "{FILE_FIELD}" '
+                f'(curl -F "{FILE_FIELD}=@photo.jpg"); this request\'s Content-Type is {content_type!r}.', 415)
         if isinstance(exc, ImageRejected):
             return error_response(str(exc), exc.status)
         if isinstance(exc, runtime.PipelineUnavailable):

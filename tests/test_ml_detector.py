@@ -54,3 +54,13 @@ def test_the_crop_levels_the_eyes_of_a_tilted_face(detector):
     same = np.abs(tilted_crop.astype(int) - upright_crop.astype(int)).mean()
     unaligned = np.abs(np.asarray(Image.fromarray(upright_crop).rotate(20), dtype=int) - upright_crop).mean()
     assert same < unaligned * 0.7
+
+
+def test_a_group_photo_with_small_faces_is_searched_in_tiles_even_when_one_face_is_found_at_once(detector):
+    head = photo("astronaut.png").crop((130, 30, 330, 230))  # a 200-px head-and-shoulders cut
+    canvas = Image.new("RGB", (800, 800), (128, 128, 128))
+    for i in range(4):
+        for j in range(4):
+            canvas.paste(head, (i * 200, j * 200))
+    assert len(detector._detect_in(canvas, 0, 0)) <= 1  # the whole-photo pass sees at most one of them
+    assert len(detector.detect(canvas)) == 16

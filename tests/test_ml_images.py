@@ -89,3 +89,23 @@ def test_it_reads_the_first_frame_of_an_animated_gif():
 def test_it_decodes_webp():
     image = decode_image(encode(photo("astronaut.png"), "WEBP"))
     assert image.size == (512, 512)
+
+
+def test_a_large_jpeg_can_be_decoded_reduced_keeping_its_displayed_size():
+    from predictions.ml.images import decode_for_analysis
+
+    data = encode(Image.new("RGB", (4000, 3000), (90, 120, 150)), "JPEG")
+    decoded = decode_for_analysis(data, work_side=1600)
+    assert decoded.image.size == (2000, 1500) and decoded.displayed_size == (4000, 3000)
+    assert decoded.scale == (2.0, 2.0)
+    assert decode_for_analysis(data).image.size == (4000, 3000)  # no work_side: every pixel
+    png = decode_for_analysis(encode(Image.new("RGB", (4000, 3000)), "PNG"), work_side=1600)
+    assert png.image.size == (4000, 3000)  # only JPEG decoders can reduce while decoding
+
+
+def test_a_reduced_exif_turned_jpeg_reports_the_displayed_orientation():
+    from predictions.ml.images import decode_for_analysis
+
+    data = with_exif_orientation(Image.new("RGB", (4000, 3000), (90, 120, 150)), 6)  # stored as 3000 x 4000
+    decoded = decode_for_analysis(data, work_side=1600)
+    assert decoded.image.size == (2000, 1500) and decoded.displayed_size == (4000, 3000)

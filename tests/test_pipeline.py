@@ -109,3 +109,16 @@ def test_the_committed_model_keeps_its_accuracy_on_a_fixed_sample_of_the_test_sp
     accuracy = np.mean((p_female >= 0.5) == np.array([r.gender == 1 for r in records]))
     assert len(records) > 450
     assert accuracy >= 0.90, f"accuracy {accuracy:.3f} on {len(records)} test images"
+
+
+def test_a_large_jpeg_is_analysed_reduced_with_its_box_in_full_size_pixels(pipeline):
+    from predictions.ml.images import decode_image
+
+    data = encode(photo("camera.png").resize((4096, 4096), Image.LANCZOS), "JPEG", quality=90)
+    body = pipeline.analyse(data).to_dict()  # decoded at 2048 x 2048 by the JPEG decoder
+    reference = pipeline.analyse_image(decode_image(data)).to_dict()  # every pixel decoded
+    assert body["image"] == reference["image"] == {"width": 4096, "height": 4096}
+    for key in ("x", "y", "width", "height"):
+        assert abs(body["faces"][0]["box"][key] - reference["faces"][0]["box"][key]) <= 16
+    assert body["gender"] == reference["gender"] == "male"
+    assert body["confidence"] == pytest.approx(reference["confidence"], abs=0.05)

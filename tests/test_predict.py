@@ -121,10 +121,22 @@ def test_it_rejects_a_post_without_body_with_400(client, pinpin_auth, fake_pipel
     assert response["X-RateLimit-Remaining"]
 
 
-def test_it_rejects_a_non_multipart_body_with_415(client, pinpin_auth, fake_pipeline):
-    response = client.post("/predict/", data=b'{"file": 1}', content_type="application/json", **pinpin_auth)
+def test_a_raw_image_body_gets_415_saying_how_to_send_the_form_and_costs_nothing(
+        client, pinpin, pinpin_auth, fake_pipeline):
+    response = client.post("/predict/", data=b"\xff\xd8\xff", content_type="image/jpeg", **pinpin_auth)
     assert response.status_code == 415
-    assert "error" in response.json()
+    assert response.json() == {"error": 'Send the image as multipart/form-data with a file field named "file" '
+                                        '(curl -F "file=@photo.jpg"); this request\'s Content-Type is '
+                                        "'image/jpeg'."}
+    assert QuotaLedger().usage(pinpin).used == 0 and fake_pipeline.received == []
+
+
+def test_two_files_in_one_form_get_400_instead_of_one_being_picked(client, pinpin, pinpin_auth, fake_pipeline):
+    files = [SimpleUploadedFile("a.jpg", b"one"), SimpleUploadedFile("b.jpg", b"two")]
+    response = client.post("/predict/", {"file": files}, **pinpin_auth)
+    assert response.status_code == 400
+    assert response.json() == {"error": 'Send one image per request: the form has 2 files named "file".'}
+    assert QuotaLedger().usage(pinpin).used == 0 and fake_pipeline.received == []
 
 
 def test_it_answers_503_and_refunds_when_the_model_cannot_load(client, pinpin_auth, monkeypatch):

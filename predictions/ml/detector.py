@@ -22,6 +22,7 @@ INPUT_SIZE = 128
 MIN_SCORE = 0.5
 NMS_IOU = 0.3
 WIDE_RATIO = 1.6  # photos wider than this (either way) are also searched in tiles
+SMALL_FACE = 0.2  # ... and photos whose largest face found is under this share of the short side (groups)
 MIN_TILE = 48  # px; smaller tiles would only upsample
 TILE_MIN_SCORE = 0.65  # tiles zoom in on texture (a cat's fur...): they must be surer than the whole-photo pass
 # MediaPipe keypoint order for BlazeFace; "right" is the subject's right (image left in a frontal photo).
@@ -108,13 +109,17 @@ class FaceDetector:
         """Faces of ``image``, largest first.
 
         The short-range model sees the photo at 128 px, so a face under ~8% of the photo's longer side is lost.
-        When the first pass finds nothing, or the photo is much wider than tall (group shots, panoramas), it
-        looks again in overlapping square tiles (inside the photo, up to a 2x zoom: 3x3 of them on a square photo, at
-        most 13 on the 10:1 strips decode_image accepts) and merges everything with the same weighted NMS.
+        When the first pass finds nothing, several faces, or only small ones, or the photo is much wider than
+        tall (group shots, panoramas), it looks again in overlapping square tiles (inside the photo, up to a 2x
+        zoom: 3x3 of them on a square photo, at most 13 on the 10:1 strips decode_image accepts) and merges
+        everything with the same weighted NMS. A portrait (one large face) costs one pass; a photo with one
+        large face and much smaller ones elsewhere may miss the small ones.
         """
         width, height = image.size
         found = self._detect_in(image, 0, 0)
-        if not found or max(width, height) > WIDE_RATIO * min(width, height):
+        largest = max((max(f[0][2] - f[0][0], f[0][3] - f[0][1]) for f in found), default=0.0)
+        if (len(found) != 1 or largest < SMALL_FACE * min(width, height)
+                or max(width, height) > WIDE_RATIO * min(width, height)):
             # square tiles inside the photo: at most its short side, at most half its long side (a 2x zoom)
             side = min(width, height, -(-max(width, height) // 2))
             for x0, y0 in (_tile_origins(width, height, side) if side >= MIN_TILE else []):

@@ -15,9 +15,11 @@ from .classifier import GenderClassifier
 from .detector import DetectedFace, FaceDetector
 from .errors import NoFaceFound
 from .faces import crop_face
-from .images import DEFAULT_MAX_PIXELS, decode_image
+from .images import DEFAULT_MAX_PIXELS, decode_for_analysis
 
 DEFAULT_MAX_FACES = 10
+#: Large JPEGs are decoded reduced, keeping at least this many pixels on the longer side (see images.py).
+WORK_SIDE = 1600
 
 
 @dataclass
@@ -60,9 +62,11 @@ class Analysis:
         }
 
 
-def _clipped_box(face: DetectedFace, width: int, height: int) -> dict:
-    x0, y0 = max(0, round(face.x)), max(0, round(face.y))
-    x1, y1 = min(width, round(face.x + face.width)), min(height, round(face.y + face.height))
+def _clipped_box(face: DetectedFace, width: int, height: int, scale: tuple[float, float] = (1.0, 1.0)) -> dict:
+    """The face's box in displayed pixels (``scale`` maps analysed pixels to them), clipped to the image."""
+    sx, sy = scale
+    x0, y0 = max(0, round(face.x * sx)), max(0, round(face.y * sy))
+    x1, y1 = min(width, round((face.x + face.width) * sx)), min(height, round((face.y + face.height) * sy))
     return {"x": x0, "y": y0, "width": max(0, x1 - x0), "height": max(0, y1 - y0)}
 
 
@@ -93,10 +97,12 @@ class GenderPipeline:
     def analyse(self, data: bytes) -> Analysis:
         """Analyse an uploaded file; raise ImageRejected for input that cannot be analysed."""
         started = time.perf_counter()
-        image = decode_image(data, self.max_pixels)
-        return self.analyse_image(image, started)
+        decoded = decode_for_analysis(data, self.max_pixels, WORK_SIDE)
+        return self.analyse_image(decoded.image, started, decoded.displayed_size)
 
-    def analyse_image(self, image: Image.Image, started: float | None = None) -> Analysis:
+    def analyse_image(self, image: Image.Image, started: float | None = None,
+                      displayed_size: tuple[int, int] | None = None) -> Analysis:
+        """Analyse a decoded image; ``displayed_size`` is the full image's size when ``image`` is reduced."""
         started = time.perf_counter() if started is None else started
         decoded = time.perf_counter()
         faces = self.detector.detect(image)
@@ -108,7 +114,8 @@ class GenderPipeline:
         crops = np.stack([crop_face(image, f, config.input_size, config.margin) for f in kept])
         p_female = self.classifier.predict(crops)  # all faces of the photo in one forward pass
         classified = time.perf_counter()
-        width, height = image.size
+        width, height = displayed_size or image.size
+        scale = (width / image.width, height / image.height)
         results = []
         for face, p in zip(kept, p_female):
             p = float(p)
@@ -118,7 +125,7 @@ class GenderPipeline:
             results.append(FaceResult(
                 gender=label, confidence=round(confidence, 4), probabilities=probs,
                 low_confidence=confidence < config.low_confidence_below,
-                box=_clipped_box(face, width, height), detection_score=round(face.score, 4)))
+                box=_clipped_box(face, width, height, scale), detection_score=round(face.score, 4)))
         ms = lambda a, b: round((b - a) * 1000, 2)  # noqa: E731
         timings = {"decode": ms(started, decoded), "detect": ms(decoded, detected),
                    "classify": ms(detected, classified), "total": ms(started, classified)}
