@@ -137,6 +137,9 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": DATABASE_PATH,
+        # Keep each thread's connection between requests instead of opening SQLite anew every time.
+        "CONN_MAX_AGE": 600,
+        "CONN_HEALTH_CHECKS": True,
     },
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

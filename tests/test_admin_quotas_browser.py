@@ -3,7 +3,7 @@
 and the real Redis. The live server runs in this process, so ``fake_pipeline`` answers its /predict/.
 
 The pages are saved as screenshots under test-artifacts/. No browser: this fails under CI=true (CI installs
-it, see the Makefile's ``browser`` target) and skips elsewhere.
+it, see the Makefile's ``tools`` target) and skips elsewhere.
 """
 from __future__ import annotations
 
