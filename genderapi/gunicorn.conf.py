@@ -20,6 +20,9 @@ threads = int(os.environ.get("THREADS", "4"))
 timeout = int(os.environ.get("TIMEOUT", "60"))
 graceful_timeout = 30
 preload_app = False
+# gunicorn 27's control socket lives at ~/.gunicorn/gunicorn.ctl, one path for every instance of a user (and no
+# writable home in the image): this service does not use it.
+control_socket_disable = True
 
 if os.environ.get("REDIS_URL", "").strip():
     workers = int(os.environ.get("WORKERS", "2"))

@@ -7,6 +7,8 @@ from .lockout import LockoutAdminAuthenticationForm
 
 # The admin's login form checks passwords too: it goes through the same lockout as Basic auth.
 admin.site.login_form = LockoutAdminAuthenticationForm
+# No "View site" link: this service has no site at /, only the API.
+admin.site.site_url = None
 
 urlpatterns = [
     # Answered by health.ProbeMiddleware; routed too, so that reverse() knows them.

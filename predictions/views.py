@@ -39,6 +39,13 @@ def quota_headers(state: QuotaState) -> dict[str, str]:
     }
 
 
+def over_quota_message(state: QuotaState) -> str:
+    if state.limit == 0:  # a DailyLimitOverride of 0: the reset at midnight will not help
+        return "This account's daily limit is 0: predictions are blocked; ask an administrator."
+    return (f"Daily quota exceeded: {state.used} of {state.limit} predictions used; "
+            f"it resets at {state.resets_at.isoformat()}.")
+
+
 class PredictView(LedgerAPIView):
     parser_classes = [MultiPartParser]
     quota: QuotaState | None = None
@@ -53,10 +60,8 @@ class PredictView(LedgerAPIView):
             logger.warning("quota store unavailable, serving uncounted (QUOTA_FAIL_OPEN) request_id=%s "
                            "user=%s: %s", request.request_id, request.user.get_username(), exc)
         if self.quota is not None and not self.quota.allowed:
-            return error_response(
-                f"Daily quota exceeded: {self.quota.used} of {self.quota.limit} predictions used; "
-                f"it resets at {self.quota.resets_at.isoformat()}.",
-                429, {"Retry-After": str(self.quota.seconds_to_reset)})
+            return error_response(over_quota_message(self.quota), 429,
+                                  {"Retry-After": str(self.quota.seconds_to_reset)})
         try:
             data = self.uploaded_bytes(request)
             analysis = runtime.get_pipeline().analyse(data)

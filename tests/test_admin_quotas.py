@@ -68,6 +68,7 @@ def test_admin_logs_in_with_the_form(client, admin_user):
 
 def test_admin_index_links_to_the_quota_pages(admin_client):
     html = admin_client.get("/admin/").content.decode()
+    assert "View site" not in html  # nothing is served at /, so no link to it
     for page in (PAGE, "/admin/quotas/dailylimitoverride/", "/admin/quotas/quotareset/"):
         assert page in html
 

@@ -183,3 +183,15 @@ def test_it_counts_a_charge_per_successful_prediction(client, fake_pipeline, pin
     for _ in range(2):
         post_image(client, auth)
     assert QuotaLedger().usage(pinpin).used == 2
+
+
+def test_a_user_whose_daily_limit_is_zero_is_told_they_are_blocked_not_to_wait(
+        client, pinpin, pinpin_auth, fake_pipeline):
+    from quotas.models import DailyLimitOverride
+
+    DailyLimitOverride.objects.create(user=pinpin, daily_limit=0)
+    response = post_image(client, pinpin_auth)
+    assert response.status_code == 429
+    assert response.json() == {
+        "error": "This account's daily limit is 0: predictions are blocked; ask an administrator."}
+    assert fake_pipeline.received == []
