@@ -381,7 +381,9 @@ def main():
             args.redis_url = "redis://127.0.0.1:6379/0"
     try:
         photos = load_photos(args.photos, args.limit_photos)
-        say(f"genderapi benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {len(photos)} photos, "
+        source = args.photos if os.path.isdir(args.photos) else "scikit-image's sample photos (no --photos folder)"
+        say(f"genderapi benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {len(photos)} photos "
+            f"from {source}, "
             f"{args.requests} requests per level; {platform.machine()}, {os.cpu_count()} cores; "
             f"Redis {args.redis_url}")
         inproc = in_process(photos, args.requests)

@@ -6,6 +6,7 @@ pod's IP as ``Host``) or a load balancer's check gets its answer whatever ``DJAN
 public answer names what is missing but not why (file paths, Redis errors): the details are in the log."""
 import logging
 
+from django.conf import settings
 from django.http import JsonResponse
 
 from genderapi.errors import error_response
@@ -40,7 +41,8 @@ def readyz(request):
         QuotaLedger().ping()
     except QuotaStoreUnavailable as exc:
         logger.warning("readiness: quota store unavailable: %s", exc)
-        problems.append("quota store: unreachable (details in the server log)")
+        if not settings.QUOTA_FAIL_OPEN:  # fail-open serves predictions uncounted: still ready for traffic
+            problems.append("quota store: unreachable (details in the server log)")
     if problems:
         return error_response("Not ready: " + "; ".join(problems), 503)
     return JsonResponse({"status": "ready"})

@@ -56,3 +56,10 @@ def test_probes_answer_whatever_the_host_header_as_kubernetes_sends_the_pod_ip(c
 def test_probes_refuse_other_methods_with_405(client):
     response = client.post("/healthz")
     assert response.status_code == 405 and "error" in response.json()
+
+
+def test_with_fail_open_readyz_stays_ready_while_redis_is_down(client, loaded_pipeline, broken_redis, settings):
+    settings.QUOTA_FAIL_OPEN = True  # predictions are served uncounted, so the pod must stay in rotation
+    assert client.get("/readyz").status_code == 200
+    settings.QUOTA_FAIL_OPEN = False
+    assert client.get("/readyz").status_code == 503
