@@ -109,3 +109,13 @@ def test_a_reduced_exif_turned_jpeg_reports_the_displayed_orientation():
     data = with_exif_orientation(Image.new("RGB", (4000, 3000), (90, 120, 150)), 6)  # stored as 3000 x 4000
     decoded = decode_for_analysis(data, work_side=1600)
     assert decoded.image.size == (2000, 1500) and decoded.displayed_size == (4000, 3000)
+
+
+def test_a_48_megapixel_phone_jpeg_passes_the_pixel_limit_because_it_is_decoded_reduced():
+    from predictions.ml.images import decode_for_analysis
+
+    data = encode(Image.new("RGB", (8000, 6000), (90, 120, 150)), "JPEG")  # 48 MP, over the 40 MP default
+    decoded = decode_for_analysis(data, work_side=1600)  # what the pipeline does: decoded at 1/4
+    assert decoded.image.size == (2000, 1500) and decoded.displayed_size == (8000, 6000)
+    with pytest.raises(ImageTooLarge, match="8000x6000"):
+        decode_image(data)  # every pixel: 48 MP, refused

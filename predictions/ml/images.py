@@ -75,9 +75,6 @@ def decode_for_analysis(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     width, height = image.size
     if width < 1 or height < 1:
         raise InvalidImage("The image has no pixels.")
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"The image is {width}x{height} pixels; at most {max_pixels:,} pixels are accepted.")
     if max(width, height) > 10 * min(width, height):  # a strip, not a photo; the detector's tiles blow up on it
         raise InvalidImage(f"The image is {width}x{height} pixels: too elongated for a photo (at most 10:1).")
     try:
@@ -86,6 +83,17 @@ def decode_for_analysis(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
             if work_side and image.format in ("JPEG", "MPO") and max(width, height) >= 2 * work_side:
                 factor = work_side / max(width, height)
                 image.draft(image.mode, (math.ceil(width * factor), math.ceil(height * factor)))
+    except Exception:
+        raise InvalidImage("The image data is truncated or corrupt.") from None
+    # The limit is on the pixels actually decoded: a 48-MP phone JPEG decoded at 1/4 passes, a JPEG bomb
+    # (65500 x 65500, still 67 MP at 1/8) does not.
+    if image.width * image.height > max_pixels:
+        raise ImageTooLarge(
+            f"The image is {width}x{height} pixels; at most {max_pixels:,} pixels are accepted"
+            + (" (JPEG: after decoding at up to 1/8 size)." if image.size != (width, height) else "."))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             transposed = image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
             image.load()  # first frame only for animations
             image = ImageOps.exif_transpose(image)
