@@ -20,6 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
         parser.add_argument("--input-size", type=int, default=defaults.input_size)
         parser.add_argument("--width", type=float, default=defaults.width, help="channel multiplier")
+        parser.add_argument("--margin", type=float, default=defaults.margin,
+                            help="crop side as a multiple of the detector's box (serving reads it from model.h5)")
         parser.add_argument("--seed", type=int, default=defaults.seed)
         parser.add_argument("--init-from", default=None,
                             help="start from this model's weights (a warm restart: a second cosine schedule)")
@@ -33,6 +35,6 @@ class Command(BaseCommand):
         options = TrainingOptions(
             data=opts["data"], output=opts["output"], cache_dir=opts["cache_dir"], epochs=opts["epochs"],
             batch_size=opts["batch_size"], learning_rate=opts["learning_rate"], input_size=opts["input_size"],
-            width=opts["width"], seed=opts["seed"], limit=opts["limit"], init_from=opts["init_from"],
+            width=opts["width"], margin=opts["margin"], seed=opts["seed"], limit=opts["limit"], init_from=opts["init_from"],
             log=lambda line: self.stdout.write(line))
         train(options)
