@@ -3,8 +3,9 @@
 Django's PBKDF2 check costs ~280 ms here, and Basic auth sends the password with every request. So a successful
 check is remembered in a small per-process LRU, keyed by HMAC(SECRET_KEY, username NUL password): the password
 itself is never stored. An entry holds the user's pk and an HMAC fingerprint of the user's password *hash*; on
-a hit the user is loaded (one query) and must still be active, with the same username and password hash, so a
-password change, a rename or a deactivation takes effect on the next request. Anything else falls back to the full check.
+a hit the user is loaded (one query, which also brings the user's quota limit for the charge) and must still be
+active, with the same username and password hash, so a password change, a rename or a deactivation takes effect
+on the next request. Anything else falls back to the full check.
 
 The full check goes through the authentication backend, :class:`genderapi.lockout.LockoutModelBackend`, which
 counts failures and refuses locked-out attempts with 429; a cache hit never reaches it, so an already verified
@@ -21,6 +22,8 @@ from collections import OrderedDict
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.authentication import BasicAuthentication
+
+from quotas.ledger import QuotaLedger
 
 
 def _hmac(*parts: str) -> bytes:
@@ -93,7 +96,7 @@ class CachedBasicAuthentication(BasicAuthentication):
         if remembered is not None:
             pk, fingerprint = remembered
             User = get_user_model()
-            user = User._default_manager.filter(pk=pk).first()
+            user = QuotaLedger.users().filter(pk=pk).first()  # with its quota limit: the charge needs no query
             if (user is not None and user.is_active
                     and getattr(user, User.USERNAME_FIELD) == userid
                     and hmac.compare_digest(password_fingerprint(user), fingerprint)):

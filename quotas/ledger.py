@@ -38,6 +38,9 @@ from django_redis import get_redis_connection
 
 from .models import DailyLimitOverride, QuotaReset
 
+# user.daily_limit_override: the reverse side of the one-to-one, which select_related can fill
+_OVERRIDE = DailyLimitOverride._meta.get_field("user").remote_field
+
 # KEYS[1] counter; ARGV[1] limit, ARGV[2] seconds until the day ends. Returns {allowed (0/1), used}.
 # The expiry is set whenever the key has none (-1), not only on creation: a key left without one (written by
 # hand, or by an older version) heals on its next charge instead of living forever.
@@ -126,9 +129,20 @@ class QuotaLedger:
 
     # --- policy -------------------------------------------------------------------------------------
 
+    @staticmethod
+    def users():
+        """The users, each read with their :class:`DailyLimitOverride` in the same query, so that
+        :meth:`limit_for` (and so a charge) needs no query of its own. Authentication loads request users
+        through it."""
+        return get_user_model()._default_manager.select_related(_OVERRIDE.get_accessor_name())
+
     def limit_for(self, user) -> int:
         """The number of predictions ``user`` may make per day: their :class:`DailyLimitOverride`, else
-        ``settings.QUOTA_DAILY_LIMIT``. One indexed query, the only one a charge adds."""
+        ``settings.QUOTA_DAILY_LIMIT``. No query for a user read through :meth:`users`; otherwise one indexed
+        query, the only one a charge adds."""
+        if _OVERRIDE.is_cached(user):
+            override = _OVERRIDE.get_cached_value(user)
+            return override.daily_limit if override is not None else settings.QUOTA_DAILY_LIMIT
         override = DailyLimitOverride.objects.filter(user_id=user.pk).values_list("daily_limit", flat=True)
         return next(iter(override), settings.QUOTA_DAILY_LIMIT)
 

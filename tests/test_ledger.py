@@ -201,6 +201,16 @@ def test_charge_costs_one_database_query(ledger, pinpin, django_assert_num_queri
         ledger.charge(pinpin)
 
 
+def test_charge_needs_no_query_for_users_read_with_their_limit(ledger, pinpin, admin_user, settings,
+                                                                django_assert_num_queries):
+    DailyLimitOverride.objects.create(user=pinpin, daily_limit=7)
+    with_override = QuotaLedger.users().get(pk=pinpin.pk)
+    without = QuotaLedger.users().get(pk=admin_user.pk)
+    with django_assert_num_queries(0):
+        assert ledger.charge(with_override).limit == 7
+        assert ledger.charge(without).limit == settings.QUOTA_DAILY_LIMIT
+
+
 def test_limit_expression_agrees_with_limit_for(ledger, pinpin, admin_user, django_user_model):
     DailyLimitOverride.objects.create(user=pinpin, daily_limit=9)
     limits = dict(django_user_model.objects.annotate(limit=QuotaLedger.limit_expression())

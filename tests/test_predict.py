@@ -8,6 +8,7 @@ from predictions import runtime
 from predictions.ml.errors import (ImageRejected, ImageTooLarge, InvalidImage, NoFaceFound,
                                    UnsupportedImageFormat)
 from quotas.ledger import QuotaLedger
+from quotas.models import DailyLimitOverride
 
 from .conftest import basic_auth
 
@@ -34,6 +35,15 @@ def test_it_returns_the_analysis_with_request_id_and_quota(client, pinpin_auth, 
     assert body["request_id"] == response["X-Request-ID"]
     assert body["quota"]["used"] == 1 and body["quota"]["remaining"] == limit - 1
     assert fake_pipeline.received == [IMAGE]
+
+
+def test_a_remembered_sign_in_and_its_charge_cost_one_database_query(client, pinpin, pinpin_auth, fake_pipeline,
+                                                                     django_assert_num_queries):
+    DailyLimitOverride.objects.create(user=pinpin, daily_limit=7)
+    assert post_image(client, pinpin_auth).status_code == 200  # the password is checked once
+    with django_assert_num_queries(1):
+        response = post_image(client, pinpin_auth)
+    assert response.status_code == 200 and response["X-RateLimit-Limit"] == "7"
 
 
 def test_it_accepts_the_path_without_trailing_slash(client, pinpin_auth, fake_pipeline):
