@@ -21,6 +21,7 @@ raised as :class:`QuotaStoreUnavailable`, which the views turn into a 503.
 """
 from __future__ import annotations
 
+import logging
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,14 +39,22 @@ from django_redis import get_redis_connection
 
 from .models import DailyLimitOverride, QuotaReset
 
+logger = logging.getLogger(__name__)
+
 # user.daily_limit_override: the reverse side of the one-to-one, which select_related can fill
 _OVERRIDE = DailyLimitOverride._meta.get_field("user").remote_field
 
 # KEYS[1] counter; ARGV[1] limit, ARGV[2] seconds until the day ends. Returns {allowed (0/1), used}.
 # The expiry is set whenever the key has none (-1), not only on creation: a key left without one (written by
 # hand, or by an older version) heals on its next charge instead of living forever.
+# A value that is not a whole count (written by hand) is dropped and counting starts again, rather than every
+# charge failing on it.
 _CHARGE = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used == nil or used ~= math.floor(used) then
+  redis.call('DEL', KEYS[1])
+  used = 0
+end
 if used >= tonumber(ARGV[1]) then
   return {0, used}
 end
@@ -59,7 +68,7 @@ return {1, used}
 # KEYS[1] counter. Decrements, never below zero; returns the new count.
 _REFUND = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used <= 0 then
+if used == nil or used ~= math.floor(used) or used <= 0 then
   return 0
 end
 return redis.call('DECR', KEYS[1])
@@ -223,11 +232,18 @@ class QuotaLedger:
             actor_name = actor.get_username()
         previous: list[int] = []
         for batch in _batches(users, _MGET_BATCH):
+            keys = [self._key(day, user.pk) for user in batch]
             with _store_errors():
                 pipe = self.client.pipeline(transaction=False)
-                for user in batch:
-                    pipe.getdel(self._key(day, user.pk))
-                counts = [self._read(value) for value in pipe.execute()]
+                for key in keys:
+                    pipe.getdel(key)
+                values = pipe.execute(raise_on_error=False)
+                # a key of another type (written by hand) refuses GETDEL: delete it anyway, so a reset repairs it
+                wrong_type = [key for key, value in zip(keys, values) if isinstance(value, redis.ResponseError)]
+                if wrong_type:
+                    logger.warning("quota keys of the wrong type deleted by a reset: %s", ", ".join(wrong_type))
+                    self.client.delete(*wrong_type)
+            counts = [0 if isinstance(value, Exception) else self._read(value) for value in values]
             QuotaReset.objects.bulk_create(
                 QuotaReset(user_id=user.pk, username=user.get_username(), actor=actor, actor_name=actor_name,
                            source=source, previous_used=count, day=day, reset_at=now)
@@ -305,7 +321,15 @@ class QuotaLedger:
 
     @staticmethod
     def _read(value) -> int:
-        return int(value) if value is not None else 0
+        """A counter's value as a count: absent is 0, and so is a value that is not a whole number (written by
+        hand; the next charge or a reset replaces it), with a warning in the log."""
+        if value is None:
+            return 0
+        try:
+            return int(value)
+        except ValueError:
+            logger.warning("a quota counter holds %r, not a count: read as 0 until it is replaced", value[:40])
+            return 0
 
 
 @contextmanager

@@ -1,5 +1,8 @@
 """Quota endpoints: a user reads their own quota; staff read anyone's and reset them. All go through the
-ledger; :class:`LedgerAPIView` turns an unreachable store into a 503 for every view that uses it."""
+ledger; :class:`LedgerAPIView` turns an unreachable store into a 503 for every view that uses it.
+
+The staff endpoints ask what the quota console in the admin asks: staff status and ``quotas.view_userquota`` to
+read, and also ``quotas.reset_quota`` to reset (a superuser, like the built-in ``admin``, has both)."""
 from __future__ import annotations
 
 import logging
@@ -29,6 +32,21 @@ class LedgerAPIView(APIView):
         return super().handle_exception(exc)
 
 
+class CanReadQuotas(IsAdminUser):
+    """Staff with the permission to see the quota console."""
+
+    required = ("quotas.view_userquota",)
+
+    def has_permission(self, request, view):
+        return super().has_permission(request, view) and request.user.has_perms(self.required)
+
+
+class CanResetQuotas(CanReadQuotas):
+    """Staff with the permissions to see the quota console and to reset quotas there."""
+
+    required = ("quotas.view_userquota", "quotas.reset_quota")
+
+
 def quota_body(user, state: QuotaState) -> dict:
     return {"username": user.get_username(), **state.to_dict()}
 
@@ -51,7 +69,7 @@ class MyQuotaView(LedgerAPIView):
 class AllQuotasView(LedgerAPIView):
     """GET (staff): every user's quota for today."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [CanReadQuotas]
 
     def get(self, request):
         return Response({"users": [quota_body(user, state) for user, state in QuotaLedger().all_users()]})
@@ -60,7 +78,7 @@ class AllQuotasView(LedgerAPIView):
 class UserQuotaView(LedgerAPIView):
     """GET (staff): one user's quota for today."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [CanReadQuotas]
 
     def get(self, request, username):
         user = user_named(username)
@@ -71,7 +89,7 @@ class ResetQuotaView(LedgerAPIView):
     """POST (staff): set one user's count for today back to zero (recorded as a QuotaReset); the body says
     what it was."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [CanResetQuotas]
 
     def post(self, request, username):
         user = user_named(username)

@@ -50,3 +50,14 @@ def test_readyz_pings_real_redis(real_redis, client, monkeypatch):
     monkeypatch.setattr(runtime, "load_pipeline", lambda: object())
     runtime.get_pipeline()
     assert client.get("/readyz").status_code == 200
+
+
+def test_hand_written_counters_heal_on_real_redis(real_redis, pinpin, admin_user):
+    ledger = QuotaLedger()
+    day = ledger.usage(pinpin).day
+    real_redis.set(ledger._key(day, pinpin.pk), "abc")
+    real_redis.hset(ledger._key(day, admin_user.pk), "used", 3)
+    assert ledger.refund(pinpin).used == 0
+    assert ledger.charge(pinpin).used == 1  # the Lua script replaced the value
+    assert [count for _, count in ledger.reset_many([pinpin, admin_user])] == [1, 0]
+    assert real_redis.exists(ledger._key(day, pinpin.pk), ledger._key(day, admin_user.pk)) == 0

@@ -266,3 +266,25 @@ def test_a_reset_that_fails_records_nothing(broken_redis, pinpin):
     with pytest.raises(QuotaStoreUnavailable):
         QuotaLedger().reset(pinpin)
     assert not QuotaReset.objects.exists()
+
+
+def test_a_counter_that_is_not_a_count_reads_as_zero_and_the_next_charge_replaces_it(ledger, pinpin, fake_redis):
+    key = ledger._key(ledger.usage(pinpin).day, pinpin.pk)
+    for garbage in (b"abc", b"1.5"):
+        fake_redis.set(key, garbage)
+        assert ledger.usage(pinpin).used == 0
+        assert ledger.refund(pinpin).used == 0 and fake_redis.get(key) == garbage
+        charged = ledger.charge(pinpin)
+        assert (charged.allowed, charged.used) == (True, 1)
+        assert fake_redis.get(key) == b"1" and fake_redis.ttl(key) > 0
+        fake_redis.delete(key)
+
+
+def test_reset_repairs_counters_written_by_hand(ledger, pinpin, admin_user, fake_redis):
+    day = ledger.usage(pinpin).day
+    fake_redis.set(ledger._key(day, pinpin.pk), b"abc")
+    fake_redis.hset(ledger._key(day, admin_user.pk), "used", 3)  # another type: GETDEL refuses it
+    assert [count for _, count in ledger.reset_many([pinpin, admin_user])] == [0, 0]
+    assert fake_redis.exists(ledger._key(day, pinpin.pk), ledger._key(day, admin_user.pk)) == 0
+    assert QuotaReset.objects.filter(username__in=["pinpin", "admin"]).count() == 2
+    assert ledger.charge(admin_user).used == 1
