@@ -239,8 +239,15 @@ AUTHENTICATION_BACKENDS = ["genderapi.lockout.LockoutModelBackend"]
 AUTH_LOCKOUT_USER_FAILURES = env_int("AUTH_LOCKOUT_USER_FAILURES", 10, minimum=0)
 AUTH_LOCKOUT_ADDRESS_FAILURES = env_int("AUTH_LOCKOUT_ADDRESS_FAILURES", 50, minimum=0)
 AUTH_LOCKOUT_SECONDS = env_int("AUTH_LOCKOUT_SECONDS", 900, minimum=1)
-PINPIN_PASSWORD = env_str("PINPIN_PASSWORD", "azerty")
-ADMIN_PASSWORD = env_str("ADMIN_PASSWORD", "admin_password")
+GUIDE_PASSWORDS = {"pinpin": "azerty", "admin": "admin_password"}  # the product guide's, for a first start
+PINPIN_PASSWORD = env_str("PINPIN_PASSWORD", GUIDE_PASSWORDS["pinpin"])
+ADMIN_PASSWORD = env_str("ADMIN_PASSWORD", GUIDE_PASSWORDS["admin"])
+# ensureusers (run at every start) gives a built-in account the password of its variable when that variable is
+# set; when it is not, the default password is given only to an account it creates, so a password changed in the
+# admin survives restarts.
+ENFORCED_PASSWORDS = frozenset(username for username, variable in
+                               (("pinpin", "PINPIN_PASSWORD"), ("admin", "ADMIN_PASSWORD"))
+                               if os.environ.get(variable, "").strip())
 
 # --- API ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

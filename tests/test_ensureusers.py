@@ -7,6 +7,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 
+GUIDE = " (the guide's default password: set a new one before exposing the service)"
+
+
 def run() -> str:
     out = StringIO()
     call_command("ensureusers", stdout=out)
@@ -14,7 +17,7 @@ def run() -> str:
 
 
 def test_it_creates_pinpin_and_a_superuser_admin(db):
-    assert run() == "pinpin: created\nadmin: created\n"
+    assert run() == f"pinpin: created{GUIDE}\nadmin: created{GUIDE}\n"
     pinpin, admin = User.objects.get(username="pinpin"), User.objects.get(username="admin")
     assert pinpin.check_password("azerty") and not pinpin.is_staff and not pinpin.is_superuser
     assert admin.check_password("admin_password") and admin.is_staff and admin.is_superuser
@@ -23,16 +26,30 @@ def test_it_creates_pinpin_and_a_superuser_admin(db):
 def test_it_is_idempotent(db):
     run()
     hashes = list(User.objects.order_by("username").values_list("password", flat=True))
-    assert run() == "pinpin: unchanged\nadmin: unchanged\n"
+    assert run() == f"pinpin: unchanged{GUIDE}\nadmin: unchanged{GUIDE}\n"
     assert list(User.objects.order_by("username").values_list("password", flat=True)) == hashes
     assert User.objects.count() == 2
 
 
-def test_it_applies_passwords_from_the_settings(db, settings):
+def test_it_applies_a_password_set_in_the_environment_at_every_start(db, settings):
     run()
-    settings.PINPIN_PASSWORD = "from-env"
-    assert run() == "pinpin: updated\nadmin: unchanged\n"
+    settings.PINPIN_PASSWORD, settings.ENFORCED_PASSWORDS = "from-env", {"pinpin"}
+    assert run() == f"pinpin: updated\nadmin: unchanged{GUIDE}\n"
+    pinpin = User.objects.get(username="pinpin")
+    pinpin.set_password("changed-in-the-admin")
+    pinpin.save()
+    run()
     assert User.objects.get(username="pinpin").check_password("from-env")
+
+
+def test_a_password_changed_in_the_admin_survives_a_restart_without_the_variable(db, settings):
+    settings.ENFORCED_PASSWORDS = frozenset()
+    run()
+    admin = User.objects.get(username="admin")
+    admin.set_password("a-better-one")
+    admin.save()
+    assert run() == f"pinpin: unchanged{GUIDE}\nadmin: unchanged\n"
+    assert User.objects.get(username="admin").check_password("a-better-one")
 
 
 def test_it_restores_admin_rights_but_leaves_deactivation_alone(db):
