@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -58,10 +59,25 @@ def _is_admin(request) -> bool:
     return request.path.startswith("/admin/")
 
 
+def _bad_request_message(exception) -> str:
+    """What was wrong, for the refusals Django raises itself (as SuspiciousOperation) before any view runs."""
+    from django.core.exceptions import DisallowedHost, TooManyFieldsSent, TooManyFilesSent
+
+    if isinstance(exception, DisallowedHost):
+        return ("This server does not answer to the Host this request names; its operator lists the names it "
+                "answers to in DJANGO_ALLOWED_HOSTS.")
+    if isinstance(exception, TooManyFilesSent):
+        return (f"The form has too many files (at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES}); "
+                'send one file field named "file".')
+    if isinstance(exception, TooManyFieldsSent):
+        return f"The form has too many fields (at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS})."
+    return "Bad request."
+
+
 def bad_request(request, exception=None):
     if _is_admin(request):
         return defaults.bad_request(request, exception)
-    return error_response("Bad request.", 400)
+    return error_response(_bad_request_message(exception), 400)
 
 
 def permission_denied(request, exception=None):

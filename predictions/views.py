@@ -60,8 +60,9 @@ class PredictView(LedgerAPIView):
             logger.warning("quota store unavailable, serving uncounted (QUOTA_FAIL_OPEN) request_id=%s "
                            "user=%s: %s", request.request_id, request.user.get_username(), exc)
         if self.quota is not None and not self.quota.allowed:
-            return error_response(over_quota_message(self.quota), 429,
-                                  {"Retry-After": str(self.quota.seconds_to_reset)})
+            # A blocked account (limit 0) gets no Retry-After: midnight will not change anything for it.
+            retry = {"Retry-After": str(self.quota.seconds_to_reset)} if self.quota.limit > 0 else {}
+            return error_response(over_quota_message(self.quota), 429, retry)
         try:
             data = self.uploaded_bytes(request)
             analysis = runtime.get_pipeline().analyse(data)

@@ -99,7 +99,26 @@ def test_method_not_allowed_gets_405_json(client, pinpin_auth):
     assert response.json() == {"error": 'Method "DELETE" not allowed.'}
 
 
-def test_disallowed_host_gets_400_json(client):
+def test_disallowed_host_gets_400_json_naming_the_setting(client):
     response = client.get("/quota/", HTTP_HOST="evil.example")
     assert response.status_code == 400
-    assert response.json() == {"error": "Bad request."}
+    assert "DJANGO_ALLOWED_HOSTS" in response.json()["error"]
+
+
+def test_a_form_with_too_many_files_gets_400_saying_so(client, pinpin_auth, settings, fake_pipeline):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
+    files = [SimpleUploadedFile(f"{i}.jpg", b"x") for i in range(4)]
+    response = client.post("/predict/", {"file": files[0], "other": files[1:]}, **pinpin_auth)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("The form has too many files (at most 3)")
+    assert fake_pipeline.received == []
+    assert client.get("/quota/", **pinpin_auth).json()["used"] == 0  # refused input costs nothing
+
+
+def test_a_form_with_too_many_fields_gets_400_saying_so(client, pinpin_auth, settings, fake_pipeline):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    fields = {f"f{i}": "v" for i in range(6)}
+    response = client.post("/predict/", {"file": SimpleUploadedFile("a.jpg", b"x"), **fields}, **pinpin_auth)
+    assert response.status_code == 400
+    assert response.json() == {"error": "The form has too many fields (at most 5)."}
+    assert client.get("/quota/", **pinpin_auth).json()["used"] == 0

@@ -204,4 +204,5 @@ def test_a_user_whose_daily_limit_is_zero_is_told_they_are_blocked_not_to_wait(
     assert response.status_code == 429
     assert response.json() == {
         "error": "This account's daily limit is 0: predictions are blocked; ask an administrator."}
+    assert "Retry-After" not in response
     assert fake_pipeline.received == []
