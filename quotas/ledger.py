@@ -278,6 +278,14 @@ class QuotaLedger:
         users = self._users_by_name()
         return list(zip(users, self.usage_many(users)))
 
+    def any_counter_today(self) -> bool:
+        """Whether this store holds a counter of today under this prefix, for anyone (a SCAN that stops at the
+        first): a command that finds none may be talking to another store than the server's."""
+        _, day, _ = self._today()
+        with _store_errors():
+            return next(self.client.scan_iter(match=f"{self.prefix}:quota:{day.isoformat()}:*", count=1000),
+                        None) is not None
+
     def ping(self) -> None:
         """Raise :class:`QuotaStoreUnavailable` unless the store answers PING."""
         with _store_errors():

@@ -76,3 +76,13 @@ def test_with_the_embedded_store_it_refuses_and_records_nothing(pinpin, settings
         run("pinpin")
     assert QuotaLedger().usage(pinpin).used == 3
     assert not QuotaReset.objects.exists()
+
+
+def test_it_warns_when_the_store_has_no_counter_of_today_at_all(pinpin, admin_user):
+    err = StringIO()
+    call_command("resetquota", "pinpin", stdout=StringIO(), stderr=err)
+    assert "holds no quota counter for today" in err.getvalue()
+    spend(admin_user, 1)  # someone has a counter today: this is a store the server uses
+    err = StringIO()
+    call_command("resetquota", "pinpin", stdout=StringIO(), stderr=err)
+    assert err.getvalue() == ""

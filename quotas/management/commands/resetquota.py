@@ -49,7 +49,13 @@ class Command(BaseCommand):
                 except User.DoesNotExist:
                     raise CommandError(f"No user named {username!r}.") from None
                 reset = [(user, ledger.reset(user, **record))]
+            nothing_counted = not any(previous for _, previous in reset) and not ledger.any_counter_today()
         except QuotaStoreUnavailable as exc:
             raise CommandError(str(exc)) from exc
         for user, previous in reset:
             self.stdout.write(f"{user.get_username()}: {previous} -> 0")
+        if nothing_counted:
+            self.stderr.write(
+                f"Note: this Redis holds no quota counter for today under the prefix {ledger.prefix!r}. If the "
+                "server has served predictions today, this is not its store: run the command with the server's "
+                "REDIS_URL, QUOTA_KEY_PREFIX and TIME_ZONE.")
