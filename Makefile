@@ -1,4 +1,5 @@
-# make run   install (if needed), migrate, create the built-in users, serve on 0.0.0.0:8000 with gunicorn
+# make run   install (if needed), migrate, create the built-in users, serve on 127.0.0.1:8000 with gunicorn
+#            (BIND_HOST=0.0.0.0 to listen on every interface)
 # make test  install dev requirements (if needed), make sure a Redis answers on 127.0.0.1:6379 and Chromium is
 #            installed for the browser test (and a compose client for the deployment tests), run pytest
 SHELL := /bin/bash
@@ -28,7 +29,7 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensureusers
 	@if [ -z "$$REDIS_URL" ]; then echo "REDIS_URL not set: embedded per-process quota store, so gunicorn runs 1 worker"; fi
-	$(BIN)/gunicorn -c genderapi/gunicorn.conf.py genderapi.wsgi
+	BIND_HOST=$${BIND_HOST:-127.0.0.1} $(BIN)/gunicorn -c genderapi/gunicorn.conf.py genderapi.wsgi
 
 # The integration tests need a real Redis: use the one on 127.0.0.1:6379, or start a throwaway one there.
 redis:

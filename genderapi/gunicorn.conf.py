@@ -1,5 +1,5 @@
 """Gunicorn settings (``gunicorn -c genderapi/gunicorn.conf.py genderapi.wsgi``), tuned by environment:
-``PORT`` (8000), ``WORKERS`` (2, only with ``REDIS_URL``), ``THREADS`` (4), ``TIMEOUT`` (60 s).
+``BIND_HOST`` (0.0.0.0), ``PORT`` (8000), ``WORKERS`` (2, only with ``REDIS_URL``), ``THREADS`` (4), ``TIMEOUT`` (60 s).
 
 preload_app stays False on purpose: TensorFlow is not fork-safe, so the model must not be loaded in the
 master and inherited by forked workers. Each worker imports genderapi.wsgi itself, which builds and warms
@@ -14,7 +14,8 @@ user one quota per worker: we force a single worker then, and say so.
 import os
 
 
-bind = [f"0.0.0.0:{os.environ.get('PORT', '8000')}"]
+# BIND_HOST: the address to listen on (all interfaces by default, as a container needs; `make run` passes 127.0.0.1)
+bind = [f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"]
 worker_class = "gthread"
 threads = int(os.environ.get("THREADS", "4"))
 timeout = int(os.environ.get("TIMEOUT", "60"))

@@ -48,7 +48,7 @@ def test_the_scale_profile_runs_replicas_behind_nginx_sharing_one_redis():
 
 
 def gunicorn_config(monkeypatch, **env) -> dict:
-    for name in ("REDIS_URL", "WORKERS", "THREADS", "PORT"):
+    for name in ("REDIS_URL", "WORKERS", "THREADS", "PORT", "BIND_HOST"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -75,3 +75,9 @@ def test_gunicorn_loads_the_app_in_each_worker_and_logs_no_authorization(monkeyp
 
 def test_ci_script_is_executable():
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
+
+
+def test_gunicorn_listens_on_every_interface_unless_bind_host_says_otherwise(monkeypatch):
+    assert gunicorn_config(monkeypatch)["bind"] == ["0.0.0.0:8000"]  # a container's default
+    assert gunicorn_config(monkeypatch, BIND_HOST="127.0.0.1", PORT="8011")["bind"] == ["127.0.0.1:8011"]
+
