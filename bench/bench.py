@@ -76,7 +76,10 @@ def run_concurrently(task, items, concurrency):
 def in_process(photos, total):
     from predictions.ml.pipeline import GenderPipeline
 
-    pipeline = GenderPipeline.load(str(ROOT / "model.h5"))
+    from django.conf import settings
+
+    # TensorFlow's threads as a server worker sets them (INFERENCE_THREADS), so both sides run the same pipeline
+    pipeline = GenderPipeline.load(str(ROOT / "model.h5"), threads=settings.INFERENCE_THREADS or None)
     for data in photos[:5]:
         pipeline.analyse(data)
     stages = {"decode": [], "detect": [], "classify": []}
@@ -367,6 +370,8 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "genderapi.settings")
+    from django.conf import settings
+
     lines = []
 
     def say(line=""):
@@ -385,7 +390,7 @@ def main():
         say(f"genderapi benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {len(photos)} photos "
             f"from {source}, "
             f"{args.requests} requests per level; {platform.machine()}, {os.cpu_count()} cores; "
-            f"Redis {args.redis_url}")
+            f"Redis {args.redis_url}; INFERENCE_THREADS={settings.INFERENCE_THREADS}")
         inproc = in_process(photos, args.requests)
         say(f"in-process stages (ms, mean): {inproc['stages_ms']}; classifier, one crop: "
             f"{inproc['classify_one_crop_ms_p50']} ms p50; one 1280-px portrait {inproc['portrait_1280_ms_p50']} ms p50")

@@ -34,7 +34,7 @@ def load_pipeline():
     from predictions.ml.pipeline import GenderPipeline
 
     return GenderPipeline.load(model_path=settings.MODEL_PATH, max_faces=settings.MAX_FACES,
-                               max_pixels=settings.MAX_IMAGE_PIXELS)
+                               max_pixels=settings.MAX_IMAGE_PIXELS, threads=settings.INFERENCE_THREADS or None)
 
 
 def get_pipeline():

@@ -122,3 +122,24 @@ def test_a_large_jpeg_is_analysed_reduced_with_its_box_in_full_size_pixels(pipel
         assert abs(body["faces"][0]["box"][key] - reference["faces"][0]["box"][key]) <= 16
     assert body["gender"] == reference["gender"] == "male"
     assert body["confidence"] == pytest.approx(reference["confidence"], abs=0.05)
+
+
+THREADS_PROBE = """
+import numpy as np, tensorflow as tf
+from predictions.ml.classifier import set_tensorflow_threads
+assert set_tensorflow_threads(1)
+print(tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads())
+tf.constant(np.ones(3)) + 1  # the runtime starts: its pools are fixed from now on
+print(set_tensorflow_threads(2), tf.config.threading.get_intra_op_parallelism_threads())
+"""
+
+
+def test_tensorflow_threads_are_set_before_the_runtime_starts_and_left_alone_after():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", THREADS_PROBE], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:2] == ["1 1", "False 1"]

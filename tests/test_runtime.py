@@ -63,5 +63,9 @@ def test_load_pipeline_passes_the_settings_to_gender_pipeline(monkeypatch, setti
     fake.GenderPipeline = type("GenderPipeline", (), {"load": staticmethod(lambda **kw: calls.append(kw))})
     monkeypatch.setitem(sys.modules, "predictions.ml.pipeline", fake)
     settings.MODEL_PATH, settings.MAX_FACES, settings.MAX_IMAGE_PIXELS = "/m.h5", 3, 1234
+    settings.INFERENCE_THREADS = 1
     runtime.load_pipeline()
-    assert calls == [{"model_path": "/m.h5", "max_faces": 3, "max_pixels": 1234}]
+    settings.INFERENCE_THREADS = 0  # TensorFlow's own default
+    runtime.load_pipeline()
+    assert calls == [{"model_path": "/m.h5", "max_faces": 3, "max_pixels": 1234, "threads": 1},
+                     {"model_path": "/m.h5", "max_faces": 3, "max_pixels": 1234, "threads": None}]

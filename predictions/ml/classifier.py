@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ModelUnavailable
+
+logger = logging.getLogger(__name__)
 
 CONFIG_ATTR = "genderapi_config"
 LABELS = ("male", "female")
@@ -67,6 +70,20 @@ def file_version(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return "sha256:" + digest.hexdigest()[:12]
+
+
+def set_tensorflow_threads(threads: int) -> bool:
+    """Size TensorFlow's intra-op and inter-op thread pools for this process. It must come before TensorFlow
+    runs its first operation; afterwards the pools are fixed, and this logs a warning and returns False."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as exc:
+        logger.warning("TensorFlow's thread pools are already running; %d thread(s) not applied: %s", threads, exc)
+        return False
+    return True
 
 
 class GenderClassifier:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .classifier import GenderClassifier
+from .classifier import GenderClassifier, set_tensorflow_threads
 from .detector import DetectedFace, FaceDetector
 from .errors import NoFaceFound
 from .faces import crop_face
@@ -80,7 +80,11 @@ class GenderPipeline:
 
     @classmethod
     def load(cls, model_path: str, max_faces: int = DEFAULT_MAX_FACES,
-             max_pixels: int = DEFAULT_MAX_PIXELS, warm: bool = True) -> "GenderPipeline":
+             max_pixels: int = DEFAULT_MAX_PIXELS, warm: bool = True, threads: int | None = None) -> "GenderPipeline":
+        """Load the detector and the classifier; ``threads`` sets TensorFlow's thread pools first (see
+        :func:`~.classifier.set_tensorflow_threads`; None keeps TensorFlow's default)."""
+        if threads:
+            set_tensorflow_threads(threads)
         pipeline = cls(FaceDetector(), GenderClassifier.load(model_path), max_faces, max_pixels)
         if warm:
             pipeline.warm_up()
