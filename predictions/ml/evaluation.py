@@ -138,7 +138,7 @@ def write_plots(test: dict, folder: str) -> list[str]:
     ax.plot([0.5, 1], [0.5, 1], "--", color="grey", label="perfect calibration")
     ax.bar([(lo + hi) / 2 for lo, hi, *_ in rel], [a for *_, a in rel], width=[hi - lo for lo, hi, *_ in rel],
            alpha=0.6, edgecolor="black", label="accuracy in bin")
-    ax.plot([c for *_, c, _ in rel], [a for *_, a in rel], "o-", color="C1", label="mean confidence")
+    ax.plot([c for *_, c, _ in rel], [a for *_, a in rel], "o-", color="C1", label="accuracy at the bin's mean confidence")
     ax.set(xlim=(0.5, 1), ylim=(0, 1.02), xlabel="confidence", ylabel="accuracy",
            title=f"Reliability, UTKFace test (ECE {test['ece']:.3f})")
     ax.legend(loc="upper left", fontsize=8)
