@@ -215,6 +215,10 @@ QUOTA_KEY_PREFIX = env_str("QUOTA_KEY_PREFIX", "genderapi")
 # Redis down: by default /predict/ answers 503 (fail closed). True serves predictions uncounted, with a warning
 # logged per request, for operators who prefer availability to enforcement.
 QUOTA_FAIL_OPEN = env_bool("QUOTA_FAIL_OPEN", False)
+# Refused uploads (not an image, no face, too large...) cost no quota unit, but decoding one can cost up to a
+# second of CPU: past this many refused uploads within an hour, a user's /predict/ answers 429 until the hour is
+# up (the count also starts again at midnight). 0 turns the cap off.
+QUOTA_REFUSED_PER_HOUR = env_int("QUOTA_REFUSED_PER_HOUR", 100, minimum=0)
 
 # --- Prediction --------------------------------------------------------------------------------------
 MODEL_PATH = env_str("MODEL_PATH", str(BASE_DIR / "model.h5"))

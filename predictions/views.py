@@ -2,7 +2,9 @@
 
 The charge comes first, so a client over quota gets its 429 before the upload is read or the model runs. A
 charge stands only when the request yields an analysis: any failure after it (missing file, image rejected
-by the pipeline, model unavailable, a bug) refunds it. Every response from here on carries the quota headers.
+by the pipeline, model unavailable, a bug) refunds it. A refund for a refused upload (a 4xx) also counts it
+against the user's ``QUOTA_REFUSED_PER_HOUR``, past which the charge answers 429 too: refused uploads cost no
+quota, but not without end. Every response from here on carries the quota headers.
 
 If the quota store is down, the request fails closed (503 + Retry-After) unless ``QUOTA_FAIL_OPEN`` is set: then
 it is served uncounted (``"quota": null``, no quota headers) and a warning is logged.
@@ -12,7 +14,8 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from django.core.exceptions import SuspiciousOperation
+from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -46,6 +49,14 @@ def over_quota_message(state: QuotaState) -> str:
             f"it resets at {state.resets_at.isoformat()}.")
 
 
+def is_refused_upload(exc: Exception) -> bool:
+    """Whether a failed prediction was the client's upload being refused (a 4xx: not an image, no face, a broken
+    form...), which counts towards ``QUOTA_REFUSED_PER_HOUR``, rather than the service failing (a 5xx)."""
+    if isinstance(exc, (ImageRejected, SuspiciousOperation)):
+        return True
+    return isinstance(exc, APIException) and 400 <= exc.status_code < 500
+
+
 class PredictView(LedgerAPIView):
     parser_classes = [MultiPartParser]
     quota: QuotaState | None = None
@@ -59,6 +70,10 @@ class PredictView(LedgerAPIView):
                 raise
             logger.warning("quota store unavailable, serving uncounted (QUOTA_FAIL_OPEN) request_id=%s "
                            "user=%s: %s", request.request_id, request.user.get_username(), exc)
+        if self.quota is not None and self.quota.cooldown:
+            return error_response(
+                f"Too many refused uploads (images that could not be analysed) in the last hour; retry in "
+                f"{self.quota.cooldown} seconds.", 429, {"Retry-After": str(self.quota.cooldown)})
         if self.quota is not None and not self.quota.allowed:
             # A blocked account (limit 0) gets no Retry-After: midnight will not change anything for it.
             retry = {"Retry-After": str(self.quota.seconds_to_reset)} if self.quota.limit > 0 else {}
@@ -66,9 +81,9 @@ class PredictView(LedgerAPIView):
         try:
             data = self.uploaded_bytes(request)
             analysis = runtime.get_pipeline().analyse(data)
-        except Exception:
+        except Exception as exc:
             if self.quota is not None:
-                self.refund(ledger, request.user)
+                self.refund(ledger, request.user, refused=is_refused_upload(exc))
             raise
         body = analysis.to_dict()
         body["request_id"] = request.request_id
@@ -90,9 +105,9 @@ class PredictView(LedgerAPIView):
             raise ParseError("The uploaded file is empty.")
         return data
 
-    def refund(self, ledger: QuotaLedger, user) -> None:
+    def refund(self, ledger: QuotaLedger, user, refused: bool) -> None:
         try:
-            self.quota = ledger.refund(user, self.quota.day)
+            self.quota = ledger.refund(user, self.quota.day, refused=refused)
         except QuotaStoreUnavailable as exc:
             logger.warning("could not refund the quota of %s: %s", user.get_username(), exc)
 

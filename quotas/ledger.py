@@ -44,29 +44,46 @@ logger = logging.getLogger(__name__)
 # user.daily_limit_override: the reverse side of the one-to-one, which select_related can fill
 _OVERRIDE = DailyLimitOverride._meta.get_field("user").remote_field
 
-# KEYS[1] counter; ARGV[1] limit, ARGV[2] seconds until the day ends. Returns {allowed (0/1), used}.
-# The expiry is set whenever the key has none (-1), not only on creation: a key left without one (written by
-# hand, or by an older version) heals on its next charge instead of living forever.
-# A value that is not a whole count (written by hand) is dropped and counting starts again, rather than every
-# charge failing on it.
+# KEYS[1] counter, KEYS[2] the user's refused uploads; ARGV[1] limit, ARGV[2] seconds until the day ends,
+# ARGV[3] refused uploads allowed per window (0: no cap), ARGV[4] the window in seconds.
+# Returns {status, used, wait}: status 1 charged, 0 quota spent, 2 too many refused uploads (wait: seconds left).
+# The expiry is set whenever a key has none (-1), not only on creation: a key left without one (written by
+# hand, or by an older version) heals on its next charge instead of living forever. A counter value that is not
+# a whole count (written by hand) is dropped and counting starts again, rather than every charge failing on it.
 _CHARGE = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 if used == nil or used ~= math.floor(used) then
   redis.call('DEL', KEYS[1])
   used = 0
 end
+local cap = tonumber(ARGV[3])
+if cap > 0 and (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) >= cap then
+  local wait = redis.call('TTL', KEYS[2])
+  if wait < 0 then
+    redis.call('EXPIRE', KEYS[2], ARGV[4])
+    wait = tonumber(ARGV[4])
+  end
+  return {2, used, wait}
+end
 if used >= tonumber(ARGV[1]) then
-  return {0, used}
+  return {0, used, 0}
 end
 used = redis.call('INCR', KEYS[1])
 if redis.call('TTL', KEYS[1]) == -1 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
-return {1, used}
+return {1, used, 0}
 """
 
-# KEYS[1] counter. Decrements, never below zero; returns the new count.
+# KEYS[1] counter, KEYS[2] the user's refused uploads; ARGV[1] 1 to count a refused upload, ARGV[2] the window in
+# seconds. Decrements the counter, never below zero; returns its new value.
 _REFUND = """
+if ARGV[1] == '1' then
+  redis.call('INCR', KEYS[2])
+  if redis.call('TTL', KEYS[2]) == -1 then
+    redis.call('EXPIRE', KEYS[2], ARGV[2])
+  end
+end
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 if used == nil or used ~= math.floor(used) or used <= 0 then
   return 0
@@ -75,6 +92,8 @@ return redis.call('DECR', KEYS[1])
 """
 
 _MGET_BATCH = 500
+#: the window over which refused uploads are counted (and, past the cap, how long a user waits at most)
+REFUSED_WINDOW = 3600
 
 
 class QuotaStoreUnavailable(Exception):
@@ -88,7 +107,8 @@ class QuotaState:
     """A user's quota for the current day, as seen at ``now``.
 
     ``allowed`` says whether the charge that produced this state was accepted; for a plain reading it says
-    whether a charge would be accepted now.
+    whether a charge would be accepted now. A charge refused with ``cooldown`` > 0 was refused for too many
+    refused uploads (``settings.QUOTA_REFUSED_PER_HOUR``), not because the quota is spent.
     """
 
     used: int
@@ -96,6 +116,8 @@ class QuotaState:
     resets_at: datetime
     allowed: bool
     now: datetime
+    #: when a charge was refused because the user sent too many refused uploads: seconds until they may retry
+    cooldown: int = 0
 
     @property
     def remaining(self) -> int:
@@ -175,28 +197,36 @@ class QuotaLedger:
         """Take one unit of today's quota, in one atomic round trip.
 
         Returns the new state with ``allowed=True``, or, when the quota is spent, the unchanged state with
-        ``allowed=False`` (nothing is incremented).
+        ``allowed=False`` (nothing is incremented). A user who has had ``settings.QUOTA_REFUSED_PER_HOUR``
+        uploads refused within the hour is refused too, with ``cooldown`` set (see :meth:`refund`).
         """
         now, day, resets_at = self._today()
         limit = self.limit_for(user)
         ttl = _seconds_between(now, resets_at)
         client = self.client
+        key = self._key(day, user.pk)
         with _store_errors():
             script = client.register_script(_CHARGE)
-            allowed, used = script(keys=[self._key(day, user.pk)], args=[limit, ttl], client=client)
-        return QuotaState(int(used), limit, resets_at, bool(allowed), now)
+            status, used, wait = script(keys=[key, _refused_key(self.prefix, key)],
+                                        args=[limit, ttl, settings.QUOTA_REFUSED_PER_HOUR, REFUSED_WINDOW],
+                                        client=client)
+        return QuotaState(int(used), limit, resets_at, status == 1, now, cooldown=int(wait) if status == 2 else 0)
 
-    def refund(self, user, day: date | None = None) -> QuotaState:
+    def refund(self, user, day: date | None = None, *, refused: bool = False) -> QuotaState:
         """Give back one unit (never going below zero) and return today's state.
 
         Pass the ``day`` of the state returned by :meth:`charge` so a charge made just before midnight is
-        refunded on the right counter; it defaults to today.
+        refunded on the right counter; it defaults to today. ``refused=True`` (the upload was refused: not an
+        image, no face...) also counts it against the user's refused uploads of the hour, in the same round trip:
+        refused uploads cost no quota, but cannot be sent without end.
         """
         now, today, resets_at = self._today()
         client = self.client
+        key = self._key(day or today, user.pk)
         with _store_errors():
             script = client.register_script(_REFUND)
-            used = int(script(keys=[self._key(day or today, user.pk)], client=client))
+            used = int(script(keys=[key, _refused_key(self.prefix, key)], args=[int(refused), REFUSED_WINDOW],
+                              client=client))
             if day is not None and day != today:
                 used = self._read(client.get(self._key(today, user.pk)))
         limit = self.limit_for(user)
@@ -220,7 +250,8 @@ class QuotaLedger:
 
     def reset_many(self, users, *, actor=None, actor_name: str = "",
                    source: str = QuotaReset.Source.OTHER) -> list[tuple[object, int]]:
-        """Set today's count of each of ``users`` back to zero; return ``(user, previous count)`` pairs, in order.
+        """Set today's count of each of ``users`` back to zero (and forget their refused uploads); return
+        ``(user, previous count)`` pairs, in order.
 
         GETDEL in pipelined batches; each batch, once done in Redis, is recorded as one :class:`QuotaReset` per
         user (who, whom, when, the count before), so a store failure half-way leaves no record of a reset that
@@ -237,7 +268,8 @@ class QuotaLedger:
                 pipe = self.client.pipeline(transaction=False)
                 for key in keys:
                     pipe.getdel(key)
-                values = pipe.execute(raise_on_error=False)
+                    pipe.delete(_refused_key(self.prefix, key))  # a reset also lifts a refused-uploads cooldown
+                values = pipe.execute(raise_on_error=False)[::2]
                 # a key of another type (written by hand) refuses GETDEL: delete it anyway, so a reset repairs it
                 wrong_type = [key for key, value in zip(keys, values) if isinstance(value, redis.ResponseError)]
                 if wrong_type:
@@ -347,6 +379,12 @@ def _store_errors():
         yield
     except redis.RedisError as exc:
         raise QuotaStoreUnavailable(f"quota store unavailable: {exc}") from exc
+
+
+def _refused_key(prefix: str, counter_key: str) -> str:
+    """The key counting a user's refused uploads, beside their day's counter: ``{prefix}:refused:{<counter key>}``.
+    The braces are a Redis Cluster hash tag naming the whole counter key, so both keys of one script share a slot."""
+    return f"{prefix}:refused:{{{counter_key}}}"
 
 
 def _seconds_between(start: datetime, end: datetime) -> int:

@@ -61,3 +61,13 @@ def test_hand_written_counters_heal_on_real_redis(real_redis, pinpin, admin_user
     assert ledger.charge(pinpin).used == 1  # the Lua script replaced the value
     assert [count for _, count in ledger.reset_many([pinpin, admin_user])] == [1, 0]
     assert real_redis.exists(ledger._key(day, pinpin.pk), ledger._key(day, admin_user.pk)) == 0
+
+
+def test_refused_uploads_cap_on_real_redis(real_redis, pinpin, settings):
+    settings.QUOTA_REFUSED_PER_HOUR = 1
+    ledger = QuotaLedger()
+    ledger.charge(pinpin)
+    ledger.refund(pinpin, refused=True)
+    state = ledger.charge(pinpin)
+    assert not state.allowed and 0 < state.cooldown <= 3600
+    assert [k.decode() for k in real_redis.scan_iter(f"{settings.QUOTA_KEY_PREFIX}:refused:*")] != []

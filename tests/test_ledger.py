@@ -288,3 +288,39 @@ def test_reset_repairs_counters_written_by_hand(ledger, pinpin, admin_user, fake
     assert fake_redis.exists(ledger._key(day, pinpin.pk), ledger._key(day, admin_user.pk)) == 0
     assert QuotaReset.objects.filter(username__in=["pinpin", "admin"]).count() == 2
     assert ledger.charge(admin_user).used == 1
+
+
+def test_refunds_of_refused_uploads_are_counted_for_an_hour_and_past_the_cap_a_charge_is_refused(
+        ledger, pinpin, fake_redis, settings):
+    settings.QUOTA_DAILY_LIMIT, settings.QUOTA_REFUSED_PER_HOUR = 10, 2
+    for _ in range(2):
+        ledger.charge(pinpin)
+        ledger.refund(pinpin, refused=True)
+    ledger.charge(pinpin)
+    ledger.refund(pinpin)  # a refund for the service's own failure is not counted
+    refused = ledger.charge(pinpin)
+    assert (refused.allowed, refused.used) == (False, 0) and 0 < refused.cooldown <= 3600
+    [key] = fake_redis.keys(f"{ledger.prefix}:refused:*")
+    assert fake_redis.get(key) == b"2" and 0 < fake_redis.ttl(key) <= 3600
+    settings.QUOTA_REFUSED_PER_HOUR = 3
+    assert ledger.charge(pinpin).allowed
+
+
+def test_the_refused_uploads_key_shares_the_counters_cluster_slot(ledger, pinpin):
+    from redis.crc import key_slot
+
+    from quotas.ledger import _refused_key
+
+    counter = ledger._key(ledger.usage(pinpin).day, pinpin.pk)
+    refused = _refused_key(ledger.prefix, counter)
+    assert refused.startswith(ledger.prefix + ":")
+    assert key_slot(refused.encode()) == key_slot(counter.encode())
+
+
+def test_a_reset_also_lifts_a_refused_uploads_cooldown(ledger, pinpin, settings):
+    settings.QUOTA_REFUSED_PER_HOUR = 1
+    ledger.charge(pinpin)
+    ledger.refund(pinpin, refused=True)
+    assert ledger.charge(pinpin).cooldown > 0
+    assert ledger.reset(pinpin) == 0
+    assert ledger.charge(pinpin).allowed

@@ -206,3 +206,39 @@ def test_a_user_whose_daily_limit_is_zero_is_told_they_are_blocked_not_to_wait(
         "error": "This account's daily limit is 0: predictions are blocked; ask an administrator."}
     assert "Retry-After" not in response
     assert fake_pipeline.received == []
+
+
+@pytest.fixture
+def refused_cap(settings):
+    settings.QUOTA_REFUSED_PER_HOUR = 2
+    return 2
+
+
+def test_past_the_refused_uploads_cap_a_user_gets_429_before_the_upload_is_read(
+        client, pinpin, pinpin_auth, admin_auth, fake_pipeline, refused_cap):
+    fake_pipeline.error = NoFaceFound("No face was found in the image.")
+    assert [post_image(client, pinpin_auth).status_code for _ in range(refused_cap)] == [422, 422]
+    fake_pipeline.error = None
+    fake_pipeline.received.clear()
+    response = post_image(client, pinpin_auth)  # a good photo, now refused too
+    assert response.status_code == 429
+    assert response.json()["error"].startswith("Too many refused uploads")
+    assert 0 < int(response["Retry-After"]) <= 3600
+    assert fake_pipeline.received == []
+    assert QuotaLedger().usage(pinpin).used == 0  # nothing charged, nothing lost
+    assert post_image(client, admin_auth).status_code == 200  # others are not affected
+
+
+def test_refused_forms_count_towards_the_cap_but_server_failures_do_not(client, pinpin_auth, fake_pipeline,
+                                                                        refused_cap):
+    fake_pipeline.error = runtime.PipelineUnavailable("model missing")
+    assert [post_image(client, pinpin_auth).status_code for _ in range(3)] == [503, 503, 503]
+    fake_pipeline.error = None
+    assert [post_image(client, pinpin_auth, field="image").status_code for _ in range(2)] == [400, 400]
+    assert post_image(client, pinpin_auth).status_code == 429
+
+
+def test_a_zero_refused_uploads_cap_turns_it_off(client, pinpin_auth, fake_pipeline, settings):
+    settings.QUOTA_REFUSED_PER_HOUR = 0
+    fake_pipeline.error = NoFaceFound("No face was found in the image.")
+    assert {post_image(client, pinpin_auth).status_code for _ in range(5)} == {422}

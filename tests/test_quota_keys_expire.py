@@ -1,5 +1,6 @@
 """No key the service writes to the real Redis ever lives without an expiry: quota counters (after charges,
-refunds down to zero, a reset and charges again, a refused charge) and sign-in failure counters alike. The
+refunds down to zero, a reset and charges again, a refused charge), counts of refused uploads and sign-in
+failure counters alike. The
 expiry is set by the same atomic operation that writes the key (a Lua script, a MULTI), so a worker dying
 between two commands cannot leave a key behind forever."""
 from __future__ import annotations
@@ -34,9 +35,9 @@ def test_every_key_the_service_writes_has_an_expiry(real_redis, settings, client
 
     assert predict(NoFaceFound("none")) == 422  # charged to 1, refunded to 0: the key stays, at 0
     assert QuotaLedger().usage(pinpin).used == 0
-    assert_every_key_expires("refunded to zero", 1)
+    assert_every_key_expires("refunded to zero", 2)  # + the count of refused uploads
     assert [predict(), predict(), predict()] == [200, 200, 429]  # charged again, then refused at the limit
-    assert_every_key_expires("charged again and refused", 1)
+    assert_every_key_expires("charged again and refused", 2)
     assert client.post("/user/pinpin/reset_quota", **admin_auth).status_code == 200
     assert_every_key_expires("reset", 0)
     assert predict() == 200
