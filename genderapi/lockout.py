@@ -106,13 +106,21 @@ class LoginLockout:
             logger.warning("sign-in lockout unavailable, not enforced: %s", exc)
             return 0
         wait = 0
-        for (key, limit), count, ttl in zip(self.counters, replies[0::2], replies[1::2]):
-            count = int(count or 0)
+        for (key, limit), raw, ttl in zip(self.counters, replies[0::2], replies[1::2]):
+            count = ledger.read_count(raw)
+            if raw is not None and count == 0:  # not a count (written by hand): drop it, so counting can resume
+                self._forget(key)
             if key == self.user_key:
                 self.user_failures = count
             if count >= limit:
                 wait = max(wait, ttl if ttl > 0 else settings.AUTH_LOCKOUT_SECONDS)
         return wait
+
+    def _forget(self, key: str) -> None:
+        try:
+            self.client.delete(key)
+        except redis.RedisError as exc:
+            logger.warning("sign-in lockout: could not delete %s: %s", key, exc)
 
     def record_failure(self) -> None:
         """Count one failure on both counters and push their expiry ``AUTH_LOCKOUT_SECONDS`` ahead, atomically."""

@@ -44,20 +44,32 @@ logger = logging.getLogger(__name__)
 # user.daily_limit_override: the reverse side of the one-to-one, which select_related can fill
 _OVERRIDE = DailyLimitOverride._meta.get_field("user").remote_field
 
+# Both scripts read a key through count(): a whole number of at most 15 digits, as INCR writes them, or 0 for an
+# absent key. Anything else (written by hand: 'abc', '5.0', '-5', a hash...) is deleted and counts as 0, so it
+# heals at once instead of making every charge or refund fail on it.
+_COUNT = """
+local function count(key)
+  local raw = redis.pcall('GET', key)
+  if raw == false then
+    return 0
+  end
+  if type(raw) ~= 'string' or not string.match(raw, '^%d+$') or string.len(raw) > 15 then
+    redis.call('DEL', key)
+    return 0
+  end
+  return tonumber(raw)
+end
+"""
+
 # KEYS[1] counter, KEYS[2] the user's refused uploads; ARGV[1] limit, ARGV[2] seconds until the day ends,
 # ARGV[3] refused uploads allowed per window (0: no cap), ARGV[4] the window in seconds.
 # Returns {status, used, wait}: status 1 charged, 0 quota spent, 2 too many refused uploads (wait: seconds left).
 # The expiry is set whenever a key has none (-1), not only on creation: a key left without one (written by
-# hand, or by an older version) heals on its next charge instead of living forever. A counter value that is not
-# a whole count (written by hand) is dropped and counting starts again, rather than every charge failing on it.
-_CHARGE = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used == nil or used ~= math.floor(used) then
-  redis.call('DEL', KEYS[1])
-  used = 0
-end
+# hand, or by an older version) heals on its next charge instead of living forever.
+_CHARGE = _COUNT + """
+local used = count(KEYS[1])
 local cap = tonumber(ARGV[3])
-if cap > 0 and (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) >= cap then
+if cap > 0 and count(KEYS[2]) >= cap then
   local wait = redis.call('TTL', KEYS[2])
   if wait < 0 then
     redis.call('EXPIRE', KEYS[2], ARGV[4])
@@ -77,15 +89,15 @@ return {1, used, 0}
 
 # KEYS[1] counter, KEYS[2] the user's refused uploads; ARGV[1] 1 to count a refused upload, ARGV[2] the window in
 # seconds. Decrements the counter, never below zero; returns its new value.
-_REFUND = """
+_REFUND = _COUNT + """
 if ARGV[1] == '1' then
+  count(KEYS[2])
   redis.call('INCR', KEYS[2])
   if redis.call('TTL', KEYS[2]) == -1 then
     redis.call('EXPIRE', KEYS[2], ARGV[2])
   end
 end
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used == nil or used ~= math.floor(used) or used <= 0 then
+if count(KEYS[1]) <= 0 then
   return 0
 end
 return redis.call('DECR', KEYS[1])
@@ -227,16 +239,15 @@ class QuotaLedger:
             script = client.register_script(_REFUND)
             used = int(script(keys=[key, _refused_key(self.prefix, key)], args=[int(refused), REFUSED_WINDOW],
                               client=client))
-            if day is not None and day != today:
-                used = self._read(client.get(self._key(today, user.pk)))
+        if day is not None and day != today:
+            [used] = self._counts(today, [user.pk])
         limit = self.limit_for(user)
         return QuotaState(used, limit, resets_at, used < limit, now)
 
     def usage(self, user) -> QuotaState:
         """Today's state for ``user``, without spending anything."""
         now, day, resets_at = self._today()
-        with _store_errors():
-            used = self._read(self.client.get(self._key(day, user.pk)))
+        [used] = self._counts(day, [user.pk])  # MGET: a key of another type reads as 0 instead of failing
         limit = self.limit_for(user)
         return QuotaState(used, limit, resets_at, used < limit, now)
 
@@ -361,15 +372,7 @@ class QuotaLedger:
 
     @staticmethod
     def _read(value) -> int:
-        """A counter's value as a count: absent is 0, and so is a value that is not a whole number (written by
-        hand; the next charge or a reset replaces it), with a warning in the log."""
-        if value is None:
-            return 0
-        try:
-            return int(value)
-        except ValueError:
-            logger.warning("a quota counter holds %r, not a count: read as 0 until it is replaced", value[:40])
-            return 0
+        return read_count(value)
 
 
 @contextmanager
@@ -379,6 +382,18 @@ def _store_errors():
         yield
     except redis.RedisError as exc:
         raise QuotaStoreUnavailable(f"quota store unavailable: {exc}") from exc
+
+
+def read_count(value) -> int:
+    """A counter's value (bytes from GET or MGET) as a count, read as the Lua scripts read it: absent is 0, and
+    so is anything but a whole number of at most 15 digits (written by hand; the next script call or a reset
+    replaces it), with a warning in the log."""
+    if value is None:
+        return 0
+    if isinstance(value, bytes) and value.isdigit() and len(value) <= 15:
+        return int(value)
+    logger.warning("a counter holds %r, not a count: read as 0 until it is replaced", value[:40])
+    return 0
 
 
 def _refused_key(prefix: str, counter_key: str) -> str:

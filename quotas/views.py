@@ -56,7 +56,8 @@ def user_named(username: str):
     try:
         return User._default_manager.get_by_natural_key(username)
     except User.DoesNotExist:
-        raise NotFound(f"No user named {username!r}.") from None
+        shown = username if len(username) <= 150 else username[:150] + "..."  # 150: the longest username
+        raise NotFound(f"No user named {shown!r}.") from None
 
 
 class MyQuotaView(LedgerAPIView):

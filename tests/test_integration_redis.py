@@ -52,15 +52,22 @@ def test_readyz_pings_real_redis(real_redis, client, monkeypatch):
     assert client.get("/readyz").status_code == 200
 
 
-def test_hand_written_counters_heal_on_real_redis(real_redis, pinpin, admin_user):
+@pytest.mark.parametrize("value", [b"abc", b"5.0", b" 7", b"1e3", b"-5", b"99999999999999999999", "hash"], ids=repr)
+def test_hand_written_counters_heal_on_real_redis(real_redis, pinpin, admin_user, settings, value):
+    from quotas.ledger import _refused_key
+
+    settings.QUOTA_REFUSED_PER_HOUR = 5
     ledger = QuotaLedger()
     day = ledger.usage(pinpin).day
-    real_redis.set(ledger._key(day, pinpin.pk), "abc")
-    real_redis.hset(ledger._key(day, admin_user.pk), "used", 3)
-    assert ledger.refund(pinpin).used == 0
-    assert ledger.charge(pinpin).used == 1  # the Lua script replaced the value
-    assert [count for _, count in ledger.reset_many([pinpin, admin_user])] == [1, 0]
-    assert real_redis.exists(ledger._key(day, pinpin.pk), ledger._key(day, admin_user.pk)) == 0
+    counter = ledger._key(day, pinpin.pk)
+    for key in (counter, _refused_key(ledger.prefix, counter), ledger._key(day, admin_user.pk)):
+        real_redis.hset(key, "used", 3) if value == "hash" else real_redis.set(key, value)
+    assert ledger.usage(pinpin).used == 0
+    assert ledger.charge(pinpin).used == 1  # the Lua script replaced both of pinpin's keys
+    assert ledger.refund(pinpin, refused=True).used == 0
+    assert real_redis.get(_refused_key(ledger.prefix, counter)) == b"1"
+    assert [count for _, count in ledger.reset_many([pinpin, admin_user])] == [0, 0]
+    assert real_redis.exists(counter, ledger._key(day, admin_user.pk)) == 0
 
 
 def test_refused_uploads_cap_on_real_redis(real_redis, pinpin, settings):

@@ -268,16 +268,40 @@ def test_a_reset_that_fails_records_nothing(broken_redis, pinpin):
     assert not QuotaReset.objects.exists()
 
 
-def test_a_counter_that_is_not_a_count_reads_as_zero_and_the_next_charge_replaces_it(ledger, pinpin, fake_redis):
+HAND_WRITTEN = [b"abc", b"1.5", b"5.0", b" 7", b"0x10", b"1e3", b"1e999", b"-5", b"99999999999999999999", "hash"]
+
+
+def write_by_hand(client, key, value):
+    if value == "hash":
+        client.hset(key, "used", 3)
+    else:
+        client.set(key, value)
+
+
+@pytest.mark.parametrize("value", HAND_WRITTEN, ids=repr)
+def test_a_counter_that_is_not_a_count_reads_as_zero_and_the_next_script_replaces_it(ledger, pinpin, fake_redis,
+                                                                                     value):
     key = ledger._key(ledger.usage(pinpin).day, pinpin.pk)
-    for garbage in (b"abc", b"1.5"):
-        fake_redis.set(key, garbage)
-        assert ledger.usage(pinpin).used == 0
-        assert ledger.refund(pinpin).used == 0 and fake_redis.get(key) == garbage
-        charged = ledger.charge(pinpin)
-        assert (charged.allowed, charged.used) == (True, 1)
-        assert fake_redis.get(key) == b"1" and fake_redis.ttl(key) > 0
-        fake_redis.delete(key)
+    write_by_hand(fake_redis, key, value)
+    assert ledger.usage(pinpin).used == 0
+    assert ledger.refund(pinpin).used == 0 and not fake_redis.exists(key)
+    write_by_hand(fake_redis, key, value)
+    charged = ledger.charge(pinpin)
+    assert (charged.allowed, charged.used) == (True, 1)
+    assert fake_redis.get(key) == b"1" and fake_redis.ttl(key) > 0
+
+
+@pytest.mark.parametrize("value", HAND_WRITTEN, ids=repr)
+def test_a_refused_uploads_count_written_by_hand_never_costs_a_unit(ledger, pinpin, fake_redis, settings, value):
+    from quotas.ledger import _refused_key
+
+    settings.QUOTA_REFUSED_PER_HOUR = 5
+    key = ledger._key(ledger.usage(pinpin).day, pinpin.pk)
+    write_by_hand(fake_redis, _refused_key(ledger.prefix, key), value)
+    assert ledger.charge(pinpin).allowed
+    assert ledger.refund(pinpin, refused=True).used == 0
+    assert fake_redis.get(_refused_key(ledger.prefix, key)) == b"1"
+    assert fake_redis.ttl(_refused_key(ledger.prefix, key)) > 0
 
 
 def test_reset_repairs_counters_written_by_hand(ledger, pinpin, admin_user, fake_redis):

@@ -201,3 +201,15 @@ def fake_upload():
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile("a.jpg", b"img")
+
+
+def test_a_failure_counter_written_by_hand_is_dropped_instead_of_failing_sign_in(client, pinpin, thresholds,
+                                                                                  fake_redis):
+    fail(client, "pinpin", 1)
+    keys = fake_redis.keys(f"{thresholds.QUOTA_KEY_PREFIX}:lockout:*")
+    assert len(keys) == 2  # the username's and the address's
+    for key in keys:
+        fake_redis.set(key, b"abc")
+    assert get_quota(client, "pinpin", PINPIN_PASSWORD).status_code == 200
+    assert get_quota(client, "pinpin", "wrong-guess").status_code == 401
+    assert sorted(fake_redis.get(key) for key in keys) == [b"1", b"1"]  # counting resumed from scratch

@@ -179,3 +179,9 @@ def test_a_hand_written_counter_gives_no_500_and_a_reset_repairs_it(client, admi
     reset = client.post("/user/pinpin/reset_quota", **admin_auth)
     assert reset.status_code == 200 and reset.json()["previous_used"] == 0
     assert QuotaReset.objects.filter(username="pinpin").exists()
+
+
+def test_an_unknown_username_is_not_echoed_at_any_length(client, admin_auth):
+    response = client.get("/user/" + "a" * 3000 + "/quota", **admin_auth)
+    assert response.status_code == 404
+    assert response.json() == {"error": f"No user named {'a' * 150 + '...'!r}."}

@@ -56,3 +56,13 @@ def test_a_malformed_redis_url_stops_start_up_without_echoing_it(tmp_path):
     assert result.returncode != 0
     assert "REDIS_URL is not a Redis URL" in result.stderr and "redis://127.0.0.1:6379/0" in result.stderr
     assert "s3cret" not in result.stderr
+
+
+def test_manage_py_reports_a_wrong_setting_in_one_line_without_a_traceback(tmp_path):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_URL", "QUOTA_"))}
+    environ.update(DATABASE_PATH=str(tmp_path / "db.sqlite3"), REDIS_URL="http://x")
+    result = subprocess.run([sys.executable, "manage.py", "resetquota", "pinpin"], cwd=ROOT, env=environ,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Configuration error: REDIS_URL is not a Redis URL")
+    assert "Traceback" not in result.stderr
